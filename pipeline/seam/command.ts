@@ -1,0 +1,98 @@
+// Command lines as plain data. Every external program hnforge runs is described
+// here first, so tests can check argv without running anything and the dry run
+// can print exactly what a real run would execute.
+
+export interface Command {
+  file: string;
+  args: string[];
+  /** Kill the command (its whole process group) after this long. */
+  timeoutMs?: number;
+  env?: Record<string, string>;
+  cwd?: string;
+  input?: string;
+}
+
+/** Debian package that provides each host tool, for preflight messages and auto-install. */
+export const HOST_TOOL_PACKAGES: Record<string, string> = {
+  losetup: 'mount',
+  mount: 'mount',
+  umount: 'mount',
+  chroot: 'coreutils',
+  fsfreeze: 'util-linux',
+  'mkfs.ext4': 'e2fsprogs',
+  e2fsck: 'e2fsprogs',
+  debugfs: 'e2fsprogs',
+  'mkfs.btrfs': 'btrfs-progs',
+  btrfs: 'btrfs-progs',
+  'mkfs.vfat': 'dosfstools',
+  mmd: 'mtools',
+  mcopy: 'mtools',
+  sgdisk: 'gdisk',
+  partx: 'util-linux',
+  fstrim: 'util-linux',
+  mmdebstrap: 'mmdebstrap',
+  'grub-mkstandalone': 'grub-efi-amd64-bin',
+  'qemu-system-x86_64': 'qemu-system-x86',
+  busybox: 'busybox-static',
+  cpio: 'cpio',
+  zstd: 'zstd',
+  gpg: 'gpg',
+  depmod: 'kmod',
+  tar: 'tar',
+  xz: 'xz-utils',
+};
+
+const MINUTE = 60_000;
+const c = (file: string, args: string[], timeoutMs = MINUTE): Command => ({ file, args, timeoutMs });
+
+export const cmd = {
+  truncate: (file: string, bytes: number) => c('truncate', ['-s', String(bytes), file]),
+
+  mkfs(fs: 'ext4' | 'btrfs', target: string, label: string): Command {
+    if (fs === 'ext4') {
+      // lazy_itable_init keeps mkfs from writing every inode table of a 15 GiB image
+      // up front; -F because the target is a regular file, not a block device.
+      return c('mkfs.ext4', ['-F', '-q', '-L', label, '-E', 'lazy_itable_init=1,lazy_journal_init=1,discard', target], 5 * MINUTE);
+    }
+    return c('mkfs.btrfs', ['-f', '-q', '-L', label, target], 5 * MINUTE);
+  },
+
+  losetupAttach: (file: string) => c('losetup', ['--find', '--show', file]),
+  losetupDetach: (device: string) => c('losetup', ['--detach', device]),
+  losetupList: () => c('losetup', ['--list', '--noheadings', '--output', 'NAME,BACK-FILE']),
+
+  mount(source: string, target: string, opts: { type?: string; options?: string[]; bind?: boolean } = {}): Command {
+    const args: string[] = [];
+    if (opts.bind) args.push('--bind');
+    if (opts.type) args.push('-t', opts.type);
+    if (opts.options?.length) args.push('-o', opts.options.join(','));
+    args.push(source, target);
+    return c('mount', args);
+  },
+  umount: (target: string, opts: { recursive?: boolean } = {}) =>
+    c('umount', [...(opts.recursive ? ['--recursive'] : []), target], 2 * MINUTE),
+
+  fsfreeze: (mountpoint: string, freeze: boolean) => c('fsfreeze', [freeze ? '--freeze' : '--unfreeze', mountpoint]),
+  fstrim: (mountpoint: string) => c('fstrim', [mountpoint], 5 * MINUTE),
+  /** -f forces a full check; -y answers yes; the exit code carries the verdict (0 clean, 1 fixed). */
+  e2fsck: (image: string) => c('e2fsck', ['-f', '-y', image], 10 * MINUTE),
+  btrfsCheck: (image: string) => c('btrfs', ['check', '--readonly', image], 10 * MINUTE),
+
+  chroot: (root: string, argv: string[], timeoutMs = 30 * MINUTE): Command => ({
+    file: 'chroot',
+    args: [root, ...argv],
+    timeoutMs,
+    // A predictable environment inside the image: nothing of the caller's shell leaks in.
+    env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C.UTF-8', DEBIAN_FRONTEND: 'noninteractive', HOME: '/root' },
+  }),
+
+  /** Sparse-aware copy; reflinks where the filesystem has them, so a snapshot costs nothing there. */
+  copySparse: (from: string, to: string) => c('cp', ['--sparse=always', '--reflink=auto', from, to], 10 * MINUTE),
+
+  sync: () => c('sync', []),
+};
+
+export function formatCommand(command: Command): string {
+  const quote = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
+  return [command.file, ...command.args].map(quote).join(' ');
+}

@@ -1,0 +1,109 @@
+// The one place hnforge starts external programs. Each command runs in its own
+// process group so that a timeout or an interrupt can end it together with
+// everything it spawned (apt -> dpkg -> maintainer scripts), and its output is
+// streamed line by line to the stage log instead of being buffered in memory.
+
+import { execa } from 'execa';
+import { createInterface } from 'node:readline';
+import { HnError } from '../errors.ts';
+import { type Command, formatCommand, HOST_TOOL_PACKAGES } from './command.ts';
+
+export interface RunOptions {
+  /** Receives every output line (stdout and stderr interleaved). */
+  onLine?: (line: string) => void;
+  /** Keep stdout and return it (for short outputs such as losetup --show). */
+  capture?: boolean;
+  /** Exit codes that are not failures (e2fsck returns 1 after fixing). */
+  okExitCodes?: number[];
+  signal?: AbortSignal;
+}
+
+export interface RunResult {
+  exitCode: number;
+  stdout: string;
+}
+
+const live = new Set<number>();
+const KILL_GRACE_MS = 5_000;
+
+function killGroup(pid: number, signal: NodeJS.Signals) {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    /* already gone */
+  }
+}
+
+/** Ends every command still running (used by the interrupt handler). */
+export function killRunningCommands(): number {
+  for (const pid of live) killGroup(pid, 'SIGTERM');
+  const n = live.size;
+  if (n) setTimeout(() => [...live].forEach((pid) => killGroup(pid, 'SIGKILL')), KILL_GRACE_MS).unref();
+  return n;
+}
+
+export function runningCommandCount(): number {
+  return live.size;
+}
+
+export async function run(command: Command, opts: RunOptions = {}): Promise<RunResult> {
+  const shown = formatCommand(command);
+  if (opts.signal?.aborted) throw new HnError('EABORTED', `not started (build is stopping): ${shown}`);
+  const child = execa(command.file, command.args, {
+    env: command.env,
+    extendEnv: command.env === undefined,
+    cwd: command.cwd,
+    input: command.input,
+    stdin: command.input === undefined ? 'ignore' : undefined,
+    all: true,
+    reject: false,
+    detached: true,
+    stripFinalNewline: false,
+    buffer: { stdout: Boolean(opts.capture), stderr: false, all: false },
+  });
+  const pid = child.pid;
+  if (pid !== undefined) live.add(pid);
+
+  let timedOut = false;
+  const stop = (why: 'timeout' | 'abort') => {
+    if (pid === undefined) return;
+    if (why === 'timeout') timedOut = true;
+    killGroup(pid, 'SIGTERM');
+    setTimeout(() => killGroup(pid, 'SIGKILL'), KILL_GRACE_MS).unref();
+  };
+  const timer = command.timeoutMs ? setTimeout(() => stop('timeout'), command.timeoutMs) : undefined;
+  timer?.unref();
+  const onAbort = () => stop('abort');
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
+
+  const tail: string[] = [];
+  const lines = child.all ? createInterface({ input: child.all, crlfDelay: Infinity }) : undefined;
+  lines?.on('line', (line) => {
+    tail.push(line);
+    if (tail.length > 15) tail.shift();
+    opts.onLine?.(line);
+  });
+
+  const result = await child;
+  if (timer) clearTimeout(timer);
+  opts.signal?.removeEventListener('abort', onAbort);
+  if (pid !== undefined) live.delete(pid);
+
+  const code = (result as { code?: string }).code;
+  if (code === 'ENOENT' || result.exitCode === 127) {
+    const pkg = HOST_TOOL_PACKAGES[command.file];
+    throw new HnError('ENOTFOUND', `${command.file} not found${pkg ? ` (install the Debian package ${pkg})` : ''}`);
+  }
+  if (timedOut) {
+    throw new HnError('ETIMEOUT', `timed out after ${Math.round((command.timeoutMs ?? 0) / 1000)} s: ${shown}`, { details: tail });
+  }
+  if (opts.signal?.aborted) throw new HnError('EABORTED', `stopped (build is stopping): ${shown}`, { details: tail });
+  if (result.signal) {
+    throw new HnError('ESIGNAL', `killed by ${result.signal}: ${shown}`, { details: tail });
+  }
+  const exitCode = result.exitCode ?? -1;
+  if (exitCode !== 0 && !(opts.okExitCodes ?? []).includes(exitCode)) {
+    throw new HnError('ECOMMAND', `exit code ${exitCode}: ${shown}`, { details: tail });
+  }
+  return { exitCode, stdout: typeof result.stdout === 'string' ? result.stdout : '' };
+}

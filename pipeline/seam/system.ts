@@ -1,0 +1,68 @@
+// Privileged operations that hold something: each registers its release on the
+// build's ResourceStack the moment it succeeds.
+
+import { readdir, readlink } from 'node:fs/promises';
+import { cmd } from './command.ts';
+import type { ResourceStack, Held } from './resources.ts';
+import { run, type RunOptions } from './run.ts';
+
+export async function attachLoop(stack: ResourceStack, file: string, opts: RunOptions = {}): Promise<{ device: string; held: Held }> {
+  const { stdout } = await run(cmd.losetupAttach(file), { ...opts, capture: true });
+  const device = stdout.trim();
+  const held = stack.push(`loop device ${device} (${file})`, async () => {
+    await run(cmd.losetupDetach(device));
+  });
+  return { device, held };
+}
+
+export async function mountOn(
+  stack: ResourceStack,
+  source: string,
+  target: string,
+  mountOpts: Parameters<typeof cmd.mount>[2] = {},
+  opts: RunOptions = {},
+): Promise<Held> {
+  await run(cmd.mount(source, target, mountOpts), opts);
+  return stack.push(`mount ${target}`, async () => {
+    await run(cmd.umount(target));
+  });
+}
+
+/** PIDs of processes whose root directory is `root` or below it (daemons a package started in the chroot). */
+export async function processesRootedIn(root: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const name of await readdir('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const r = await readlink(`/proc/${name}/root`);
+      if (r === root || r.startsWith(root + '/')) pids.push(Number(name));
+    } catch {
+      /* exited or not ours to read */
+    }
+  }
+  return pids;
+}
+
+/** Ends processes left running inside a chroot: TERM, a short wait, then KILL. */
+export async function endProcessesIn(root: string): Promise<number[]> {
+  const pids = await processesRootedIn(root);
+  for (const pid of pids) {
+    try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ }
+  }
+  if (pids.length) {
+    await new Promise((r) => setTimeout(r, 1000));
+    for (const pid of await processesRootedIn(root)) {
+      try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+    }
+  }
+  return pids;
+}
+
+/** Snapshot of what is attached and mounted, to prove a build left nothing behind. */
+export async function systemState(): Promise<{ loops: string[]; mounts: string[] }> {
+  const { readFile } = await import('node:fs/promises');
+  const mounts = (await readFile('/proc/mounts', 'utf8')).split('\n').filter(Boolean).sort();
+  const { stdout } = await run(cmd.losetupList(), { capture: true });
+  const loops = stdout.split('\n').map((l) => l.trim()).filter(Boolean).sort();
+  return { loops, mounts };
+}

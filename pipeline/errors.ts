@@ -8,6 +8,8 @@ export const EXIT = {
   usage: 2,
   preflight: 3,
   interrupted: 130,
+  /** Not the user's fault: a bug in hnforge (shown with its stack). */
+  internal: 70,
 } as const;
 
 export class HnError extends Error {

@@ -20,11 +20,12 @@ export async function mountOn(
   source: string,
   target: string,
   mountOpts: Parameters<typeof cmd.mount>[2] = {},
-  opts: RunOptions = {},
+  opts: RunOptions & { recursiveRelease?: boolean } = {},
 ): Promise<Held> {
   await run(cmd.mount(source, target, mountOpts), opts);
   return stack.push(`mount ${target}`, async () => {
-    await run(cmd.umount(target));
+    // Recursive for an image root: a tool killed mid-run (mmdebstrap) may have left its own mounts below it.
+    await run(cmd.umount(target, { recursive: opts.recursiveRelease }));
   });
 }
 

@@ -1,0 +1,84 @@
+// The stage cache on the host. Layout under the cache directory:
+//   stages/<stage>/<key>.json       context fields a stage produced
+//   checkpoints/<profile>/<stage>.<key>.img   image snapshot after a checkpoint stage
+//   apt/archives/                  Debian packages, shared by every build
+// Only the newest checkpoint per profile and stage is kept, so the cache holds
+// at most one copy of each expensive intermediate image.
+
+import { mkdir, readFile, readdir, rename, rm, writeFile, link, stat } from 'node:fs/promises';
+import { join, dirname } from 'node:path';
+import { cmd } from './seam/command.ts';
+import { run } from './seam/run.ts';
+
+export class StageCache {
+  constructor(readonly dir: string) {}
+
+  private outputsPath(stage: string, key: string) {
+    return join(this.dir, 'stages', stage, `${key}.json`);
+  }
+  private checkpointDir(profile: string) {
+    return join(this.dir, 'checkpoints', profile);
+  }
+  checkpointPath(profile: string, stage: string, key: string) {
+    return join(this.checkpointDir(profile), `${stage}.${key}.img`);
+  }
+
+  async loadOutputs(stage: string, key: string): Promise<Record<string, unknown> | undefined> {
+    try {
+      return JSON.parse(await readFile(this.outputsPath(stage, key), 'utf8')) as Record<string, unknown>;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async saveOutputs(stage: string, key: string, outputs: Record<string, unknown>): Promise<void> {
+    const path = this.outputsPath(stage, key);
+    await mkdir(dirname(path), { recursive: true });
+    await writeFile(`${path}.tmp`, JSON.stringify(outputs, null, 2));
+    await rename(`${path}.tmp`, path);
+  }
+
+  async hasCheckpoint(profile: string, stage: string, key: string): Promise<boolean> {
+    return stat(this.checkpointPath(profile, stage, key)).then(() => true, () => false);
+  }
+
+  /**
+   * Stores `image` as the checkpoint for (profile, stage, key). With `byLink` the
+   * file is hard-linked (it will not change again: the finished image), otherwise
+   * copied sparsely. Older checkpoints of the same stage are removed first so the
+   * host never holds two of them.
+   */
+  async saveCheckpoint(profile: string, stage: string, key: string, image: string, opts: { byLink?: boolean } = {}): Promise<void> {
+    const dir = this.checkpointDir(profile);
+    await mkdir(dir, { recursive: true });
+    await this.prune(profile, stage);
+    const final = this.checkpointPath(profile, stage, key);
+    const tmp = `${final}.partial`;
+    await rm(tmp, { force: true });
+    if (opts.byLink) {
+      try {
+        await link(image, tmp);
+      } catch {
+        await run(cmd.copySparse(image, tmp));
+      }
+    } else {
+      await run(cmd.copySparse(image, tmp));
+    }
+    await rename(tmp, final);
+  }
+
+  async prune(profile: string, stage: string): Promise<void> {
+    const dir = this.checkpointDir(profile);
+    for (const f of await readdir(dir).catch(() => [] as string[])) {
+      if (f.startsWith(`${stage}.`)) await rm(join(dir, f), { force: true });
+    }
+  }
+
+  /** Puts a checkpoint at `to` as a file the build may change (a copy, never a link). */
+  async restore(profile: string, stage: string, key: string, to: string): Promise<void> {
+    await rm(to, { force: true });
+    await mkdir(dirname(to), { recursive: true });
+    await run(cmd.copySparse(this.checkpointPath(profile, stage, key), `${to}.partial`));
+    await rename(`${to}.partial`, to);
+  }
+}

@@ -1,0 +1,162 @@
+// The hnforge command line. Only this file calls process.exit; everything
+// below it throws HnError for the user's mistakes and plain errors for bugs.
+
+import { readFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { stringify as toYaml } from 'yaml';
+import { EXIT, HnError, isHnError } from './errors.ts';
+import { ensureHostPackages } from './host-packages.ts';
+import { preflight } from './preflight.ts';
+import { listProfiles, resolveProfile } from './profiles.ts';
+import { progressMode } from './progress.ts';
+import { summarise, type BuildReport } from './report.ts';
+import { build, type BuildResult } from './runner.ts';
+import { stagesFor } from './stages-table.ts';
+
+const repoDir = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const profilesDir = join(repoDir, 'profiles');
+
+const EXIT_CODES = `Exit codes:
+  0    success
+  1    the build failed (the message names the stage; its log is under <cache>/build/<profile>/logs)
+  2    usage error (unknown option, stage or command)
+  3    preflight failed (not root, missing host tools, no disk space, unknown or invalid profile)
+  70   internal error in hnforge (please report it with the stack trace)
+  130  interrupted (SIGINT/SIGTERM); everything acquired was released, rerun to resume`;
+
+let jsonMode = false;
+
+function printDryRun(result: BuildResult) {
+  const out: string[] = [`Plan for profile ${result.profile} (dry run: nothing was changed)`];
+  for (const s of result.stages) {
+    const key = s.key ? ` key ${s.key}` : '';
+    out.push(`  ${s.name.padEnd(18)} ${s.kind.padEnd(8)} ${s.status.padEnd(10)}${key}`);
+    for (const line of s.plan ?? []) out.push(`      $ ${line}`);
+  }
+  process.stdout.write(out.join('\n') + '\n');
+}
+
+async function buildCommand(argv: {
+  profile: string;
+  dryRun: boolean;
+  json: boolean;
+  keepGoing: boolean;
+  from?: string;
+  only?: string;
+  output: string;
+  cache: string;
+  installHostPackages: boolean;
+}) {
+  jsonMode = argv.json;
+  if (argv.from && argv.only) throw new HnError('EUSAGE', '--from and --only cannot be combined: --only runs one stage, --from runs a stage and all after it', { exitCode: EXIT.usage });
+  const cacheDir = resolve(argv.cache);
+  const outputDir = resolve(argv.output);
+  const progress = progressMode(argv.json);
+  const say = (line: string) => progress !== 'silent' && process.stderr.write(`hnforge: ${line}\n`);
+  if (!argv.dryRun) {
+    const profile = await resolveProfile(profilesDir, argv.profile);
+    const stages = stagesFor(profile.base);
+    const { mkdir } = await import('node:fs/promises');
+    await mkdir(cacheDir, { recursive: true });
+    if (argv.installHostPackages) await ensureHostPackages([...new Set(stages.flatMap((s) => s.tools ?? []))], say);
+    await preflight({ profile, stages, cacheDir, isRoot: process.getuid?.() === 0 });
+  }
+  const result = await build({
+    profile: argv.profile,
+    repoDir,
+    cacheDir,
+    outputDir: join(outputDir, argv.profile),
+    dryRun: argv.dryRun,
+    from: argv.from,
+    only: argv.only,
+    keepGoing: argv.keepGoing,
+    progress,
+  });
+  if (argv.json) {
+    process.stdout.write(JSON.stringify(result, null, 2) + '\n');
+  } else if (argv.dryRun) {
+    printDryRun(result);
+  } else if (result.report) {
+    const report = JSON.parse(await readFile(result.report, 'utf8')) as BuildReport;
+    process.stdout.write(summarise(report));
+    if (result.cleaned.length) say(`released: ${result.cleaned.join(', ')}`);
+  } else {
+    say(`stopped after --only ${argv.only}; released: ${result.cleaned.join(', ') || 'nothing'}`);
+  }
+  if (!result.ok) {
+    const failed = result.stages.filter((s) => s.status === 'failed-kept-going').map((s) => s.name);
+    throw new HnError('EKEPTGOING', `finished with failed optional stages: ${failed.join(', ')}`);
+  }
+}
+
+export async function main(args: string[]): Promise<number> {
+  try {
+    await yargs(args)
+      .scriptName('hnforge')
+      .usage('$0 <command> [options]\n\nBuilds hardware-node root images (hn-root.img) that servers boot from a file.')
+      .command(
+        'build',
+        'Build the image of a profile',
+        (y) =>
+          y
+            .option('profile', { type: 'string', demandOption: true, describe: 'profile to build (see: hnforge profiles)' })
+            .option('dry-run', { type: 'boolean', default: false, describe: 'print the stage plan, commands and cache decisions; change nothing; no root needed' })
+            .option('json', { type: 'boolean', default: false, describe: 'print the result as JSON on stdout (no progress output)' })
+            .option('keep-going', { type: 'boolean', default: false, describe: 'do not stop at a failed optional stage; report all failures at the end' })
+            .option('from', { type: 'string', describe: 'rerun this stage and all after it, even if cached' })
+            .option('only', { type: 'string', describe: 'run up to this stage (from the nearest checkpoint) and stop, without sealing or publishing' })
+            .option('output', { type: 'string', default: 'out', describe: 'directory for the finished image and its report (a subdirectory per profile)' })
+            .option('cache', { type: 'string', default: '/var/cache/hnforge', describe: 'stage cache, package cache and build directory' })
+            .option('install-host-packages', { type: 'boolean', default: true, describe: 'apt-get install missing host tools before building' })
+            .example('$0 build --profile hn-debian', 'build out/hn-debian/hn-root.img')
+            .example('$0 build --profile hn-debian --dry-run', 'show what would run')
+            .epilog(EXIT_CODES),
+        (argv) => buildCommand(argv as never),
+      )
+      .command('profiles', 'List the profiles', {}, async () => {
+        for (const p of await listProfiles(profilesDir)) {
+          process.stdout.write(`${p.name.padEnd(14)} ${p.abstract ? '(abstract) ' : ''}${p.description}\n`);
+        }
+      })
+      .command('profile <action> <name>', 'Show a profile resolved through its inheritance', (y) =>
+        y.positional('action', { choices: ['show'] as const, describe: 'show: print the resolved profile' }).positional('name', { type: 'string', demandOption: true }),
+        async (argv) => {
+          const profile = await resolveProfile(profilesDir, argv.name as string, { allowAbstract: true });
+          process.stdout.write(toYaml(profile));
+        },
+      )
+      .command('stages', 'List the stages of a profile', (y) => y.option('profile', { type: 'string', demandOption: true }), async (argv) => {
+        const profile = await resolveProfile(profilesDir, argv.profile);
+        for (const s of stagesFor(profile.base)) {
+          const flags = [s.kind, s.needsRoot ? 'root' : 'no-root', s.checkpoint ? 'checkpoint' : ''].filter(Boolean).join(', ');
+          process.stdout.write(`${s.name.padEnd(18)} ${s.title} [${flags}]\n`);
+        }
+      })
+      .demandCommand(1, 'name a command: build, profiles, profile show, stages (see --help)')
+      .strict()
+      .epilog(EXIT_CODES)
+      .fail((msg, err) => {
+        if (err) throw err;
+        throw new HnError('EUSAGE', `${msg} (see hnforge --help)`, { exitCode: EXIT.usage });
+      })
+      .help()
+      .version(false)
+      .wrap(Math.min(110, process.stdout.columns || 100))
+      .parseAsync();
+    return EXIT.ok;
+  } catch (e) {
+    if (isHnError(e)) {
+      if (jsonMode) process.stdout.write(JSON.stringify({ ok: false, error: { code: e.code, message: e.message, details: e.details } }) + '\n');
+      process.stderr.write(`hnforge: error: ${e.message}\n`);
+      for (const d of e.details.slice(-15)) if (!e.message.includes(d)) process.stderr.write(`  | ${d}\n`);
+      return e.exitCode;
+    }
+    process.stderr.write(`hnforge: internal error (a bug; please report it):\n${(e as Error)?.stack ?? String(e)}\n`);
+    return EXIT.internal;
+  }
+}
+
+process.exitCode = await main(hideBin(process.argv));

@@ -1,0 +1,65 @@
+// The profile format. Unknown keys are errors (strictObject), every field says
+// what it is for, and defaults live here rather than scattered through stages.
+
+import { z } from 'zod';
+
+const imageSchema = z.strictObject({
+  sizeGiB: z.number().positive().max(1024).describe('apparent size of the sparse image file'),
+  filesystem: z.enum(['ext4', 'btrfs']).describe('filesystem inside hn-root.img'),
+  label: z.string().min(1).max(16).describe('filesystem label of the image'),
+  fileName: z.string().regex(/^[\w.-]+\.img$/).describe('name of the finished image'),
+});
+
+const debianSchema = z.strictObject({
+  suite: z.string().min(1).describe('Debian suite, e.g. bookworm'),
+  mirror: z.string().url().optional().describe('mirror URL; default: the first one the host apt sources name'),
+  variant: z.enum(['minbase', 'essential', 'apt', 'required', 'important', 'standard']),
+  components: z.array(z.string()).min(1),
+  installRecommends: z.boolean(),
+});
+
+const gentooSchema = z.strictObject({
+  variant: z.string().min(1).describe('stage3 variant, e.g. systemd or openrc'),
+  mirrors: z.array(z.string().url()).min(1).describe('distfiles mirrors, tried in order'),
+  stage3: z.string().regex(/^(latest|\d{8}T\d{6}Z)$/).describe("'latest' or a pinned timestamp"),
+  releaseKeyFingerprint: z.string().regex(/^[0-9A-F]{40}$/).describe('OpenPGP fingerprint the stage3 signature must match'),
+  keyring: z.string().optional().describe('path (relative to the repository) of the armored public key file'),
+  portageProfile: z.string().min(1),
+  repository: z.strictObject({
+    snapshot: z.string().regex(/^\d{8}$/).optional(),
+    gitCommit: z.string().regex(/^[0-9a-f]{40}$/).optional(),
+  }),
+  binhost: z.strictObject({ enabled: z.boolean(), url: z.string().url(), requireSignature: z.boolean() }),
+  makeConf: z.record(z.string(), z.string()),
+  buildOnlyMakeConf: z.record(z.string(), z.string()),
+  use: z.record(z.string(), z.array(z.string())),
+  acceptKeywords: z.record(z.string(), z.array(z.string())),
+  licenses: z.record(z.string(), z.array(z.string())),
+  packages: z.array(z.string()),
+  kernelConfigFragment: z.string().optional(),
+});
+
+export const profileSchema = z.strictObject({
+  name: z.string().regex(/^[a-z0-9][a-z0-9-]*$/),
+  description: z.string(),
+  extends: z.string().optional().describe('profile this one builds on'),
+  abstract: z.boolean().optional().describe('a base that cannot be built alone'),
+  base: z.enum(['debian', 'gentoo']),
+  image: imageSchema,
+  packages: z.array(z.string()).describe('packages of the node (added to those of the profile it extends)'),
+  debian: debianSchema.optional(),
+  gentoo: gentooSchema.optional(),
+  layout: z.strictObject({
+    hostname: z.string().describe('placeholder hostname; the node instantiates its own at boot'),
+    directories: z.array(z.string().startsWith('/')),
+  }),
+  boot: z.strictObject({
+    modules: z.array(z.string()).describe('kernel modules the initramfs loads, in order'),
+    hostpartFilesystems: z.array(z.enum(['ext4', 'btrfs'])),
+  }),
+});
+
+export type ResolvedProfile = z.infer<typeof profileSchema>;
+
+/** A profile file before inheritance: everything optional except its name. */
+export const partialProfileSchema = z.looseObject({ name: z.string(), extends: z.string().optional() });

@@ -1,0 +1,50 @@
+// The build report: JSON for machines, a short text for people, both beside the image.
+
+import { rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+export interface BuildReport {
+  profile: string;
+  base: string;
+  image: string;
+  /** Key of the last stage: a digest of every input of the build. */
+  inputsDigest: string;
+  builtAt: string;
+  wallSeconds: number;
+  apparentBytes: number;
+  usedBytes: number;
+  packages: { name: string; version: string }[];
+  stages: { name: string; status: string; seconds: number }[];
+}
+
+declare module './context.ts' {
+  interface BuildContext {
+    /** Every package installed in the image, with its version (filled by the inventory stage). */
+    installedPackages?: { name: string; version: string }[];
+  }
+}
+
+const MiB = 1024 * 1024;
+
+export function summarise(r: BuildReport): string {
+  const lines = [
+    `profile        ${r.profile} (${r.base})`,
+    `image          ${r.image}`,
+    `inputs digest  ${r.inputsDigest}`,
+    `built at       ${r.builtAt} in ${r.wallSeconds.toFixed(1)} s`,
+    `size           ${(r.apparentBytes / MiB / 1024).toFixed(1)} GiB apparent, ${(r.usedBytes / MiB).toFixed(0)} MiB used`,
+    `packages       ${r.packages.length}`,
+    'stages:',
+    ...r.stages.map((s) => `  ${s.name.padEnd(20)} ${s.status.padEnd(10)} ${s.seconds.toFixed(1).padStart(7)} s`),
+  ];
+  return lines.join('\n') + '\n';
+}
+
+export async function writeReport(dir: string, report: BuildReport): Promise<string> {
+  const base = join(dir, `${report.image.split('/').pop()!.replace(/\.img$/, '')}.report`);
+  await writeFile(`${base}.json.partial`, JSON.stringify(report, null, 2) + '\n');
+  await rename(`${base}.json.partial`, `${base}.json`);
+  await writeFile(`${base}.txt.partial`, summarise(report));
+  await rename(`${base}.txt.partial`, `${base}.txt`);
+  return `${base}.json`;
+}

@@ -1,0 +1,303 @@
+// The build, as a script of verbs: resolve the profile, run the cheap compute
+// stages, key every stage, decide where to resume, run what is left, publish,
+// and always unwind what was acquired.
+
+import { mkdir, rm, rename, link, writeFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { StageCache } from './cache.ts';
+import type { BuildContext } from './context.ts';
+import { HnError, InterruptedError, EXIT } from './errors.ts';
+import { hashFile, hashValue } from './hash.ts';
+import { resolveProfile } from './profiles.ts';
+import { runSteps, type ProgressMode, type Step } from './progress.ts';
+import { cmd } from './seam/command.ts';
+import { ResourceStack } from './seam/resources.ts';
+import { killRunningCommands, run } from './seam/run.ts';
+import type { StageDef } from './stage.ts';
+import { openStageIO } from './stage-io.ts';
+import { stagesFor } from './stages-table.ts';
+import { writeReport, type BuildReport } from './report.ts';
+
+export interface BuildOptions {
+  profile: string;
+  repoDir: string;
+  cacheDir: string;
+  outputDir: string;
+  dryRun?: boolean;
+  from?: string;
+  only?: string;
+  keepGoing?: boolean;
+  progress: ProgressMode;
+}
+
+export type StageStatus = 'ran' | 'cached' | 'restored' | 'failed' | 'failed-kept-going' | 'not-run' | 'would-run';
+
+export interface StageOutcome {
+  name: string;
+  kind: string;
+  status: StageStatus;
+  seconds: number;
+  key?: string;
+  error?: string;
+  plan?: string[];
+}
+
+export interface BuildResult {
+  profile: string;
+  ok: boolean;
+  image?: string;
+  report?: string;
+  stages: StageOutcome[];
+  cleaned: string[];
+  error?: { code: string; message: string; details: string[] };
+}
+
+const CHAIN_ROOT = 'hnforge-stage-chain-v1';
+
+/** One key per non-compute stage, each chaining the one before, so a change re-runs that stage and all after it. */
+export async function stageKeys(stages: StageDef[], ctx: BuildContext): Promise<Map<string, string>> {
+  const keys = new Map<string, string>();
+  let previous = CHAIN_ROOT;
+  for (const stage of stages) {
+    if (stage.kind === 'compute') continue;
+    const files = stage.files?.(ctx) ?? [];
+    const fileHashes: Record<string, string> = {};
+    for (const f of files) fileHashes[f] = await hashFile(f).catch(() => 'missing');
+    previous = await hashValue({ previous, name: stage.name, version: stage.version, inputs: stage.inputs?.(ctx) ?? null, files: fileHashes });
+    keys.set(stage.name, previous);
+  }
+  return keys;
+}
+
+function pick(ctx: BuildContext, fields: ReadonlyArray<string>): Record<string, unknown> {
+  const rec = ctx as unknown as Record<string, unknown>;
+  return Object.fromEntries(fields.filter((f) => rec[f] !== undefined).map((f) => [f, rec[f]]));
+}
+
+export async function build(opts: BuildOptions): Promise<BuildResult> {
+  const profile = await resolveProfile(join(opts.repoDir, 'profiles'), opts.profile);
+  const stages = stagesFor(profile.base);
+  const names = stages.map((s) => s.name);
+  for (const requested of [opts.from, opts.only]) {
+    if (requested && !names.includes(requested)) {
+      throw new HnError('EUSAGE', `unknown stage '${requested}' for profile ${profile.name}; stages: ${names.join(', ')}`, { exitCode: EXIT.usage });
+    }
+  }
+  const buildDir = join(opts.cacheDir, 'build', profile.name);
+  const ctx: BuildContext = {
+    profile,
+    repoDir: opts.repoDir,
+    buildDir,
+    cacheDir: opts.cacheDir,
+    outputDir: opts.outputDir,
+    stack: new ResourceStack(),
+    dryRun: Boolean(opts.dryRun),
+  };
+  const cache = new StageCache(opts.cacheDir);
+  const outcomes: StageOutcome[] = stages.map((s) => ({ name: s.name, kind: s.kind, status: 'not-run', seconds: 0 }));
+  const outcome = (name: string) => outcomes.find((o) => o.name === name)!;
+  const result: BuildResult = { profile: profile.name, ok: false, stages: outcomes, cleaned: [] };
+
+  const abort = new AbortController();
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (abort.signal.aborted) return;
+    abort.abort(new InterruptedError(signal));
+    killRunningCommands();
+  };
+  const sigint = () => onSignal('SIGINT');
+  const sigterm = () => onSignal('SIGTERM');
+  process.on('SIGINT', sigint);
+  process.on('SIGTERM', sigterm);
+
+  if (!ctx.dryRun) await mkdir(join(buildDir, 'logs'), { recursive: true });
+  const started = Date.now();
+  try {
+    // 1. Compute stages: cheap, no effect on the image, also in a dry run.
+    for (const stage of stages.filter((s) => s.kind === 'compute')) {
+      const t0 = Date.now();
+      const io = openStageIO(ctx.dryRun ? '/dev/null' : join(buildDir, 'logs', `${stage.name}.log`), abort.signal, () => {});
+      try {
+        Object.assign(ctx, (await stage.run(ctx, io)) ?? {});
+      } finally {
+        await io.close();
+      }
+      Object.assign(outcome(stage.name), { status: 'ran', seconds: (Date.now() - t0) / 1000 });
+    }
+
+    // 2. Keys, and where to resume.
+    const keys = await stageKeys(stages, ctx);
+    const work = stages.filter((s) => s.kind !== 'compute');
+    for (const s of work) outcome(s.name).key = keys.get(s.name);
+    const finish = work.at(-1)!;
+    const limitName = opts.only ?? opts.from;
+    const limit = limitName ? work.findIndex((s) => s.name === limitName) : work.length;
+    const finishedInCache = !limitName && (await cache.hasCheckpoint(profile.name, finish.name, keys.get(finish.name)!));
+    let resumeAt = -1; // index in `work` of the checkpoint stage we restore from
+    if (!finishedInCache) {
+      for (let i = Math.min(limit, work.length) - 1; i >= 0; i--) {
+        const s = work[i]!;
+        if (s.checkpoint && (await cache.hasCheckpoint(profile.name, s.name, keys.get(s.name)!))) {
+          resumeAt = i;
+          break;
+        }
+      }
+    }
+    const lastToRun = opts.only ? limit : work.length - 1;
+
+    // 3. Dry run: print the plan and the cache decisions, run nothing.
+    if (ctx.dryRun) {
+      work.forEach((s, i) => {
+        const o = outcome(s.name);
+        if (finishedInCache) o.status = 'cached';
+        else if (i > lastToRun) o.status = 'not-run';
+        else if (i <= resumeAt && s.kind !== 'attach') o.status = i === resumeAt ? 'restored' : 'cached';
+        else {
+          o.status = 'would-run';
+          o.plan = s.plan?.(ctx) ?? [];
+        }
+      });
+      result.ok = true;
+      return result;
+    }
+
+    // 4. Restore: the finished image or the newest usable checkpoint.
+    const workImage = join(buildDir, profile.image.fileName);
+    if (finishedInCache) {
+      for (const s of work) {
+        Object.assign(ctx, (await cache.loadOutputs(s.name, keys.get(s.name)!)) ?? {});
+        outcome(s.name).status = 'cached';
+      }
+      await publish(ctx, cache.checkpointPath(profile.name, finish.name, keys.get(finish.name)!), result, started);
+      result.ok = true;
+      return result;
+    }
+    const steps: Step[] = [];
+    if (resumeAt >= 0) {
+      const s = work[resumeAt]!;
+      steps.push({
+        title: `restore checkpoint after ${s.name}`,
+        run: async () => {
+          await cache.restore(profile.name, s.name, keys.get(s.name)!, workImage);
+        },
+      });
+    } else {
+      await rm(workImage, { force: true });
+    }
+
+    // 5. The stages themselves.
+    for (const [i, stage] of work.entries()) {
+      if (i > lastToRun) break;
+      const key = keys.get(stage.name)!;
+      const cached = i <= resumeAt && stage.kind !== 'attach';
+      if (cached) {
+        Object.assign(ctx, (await cache.loadOutputs(stage.name, key)) ?? {});
+        outcome(stage.name).status = i === resumeAt ? 'restored' : 'cached';
+      }
+      steps.push({
+        title: stage.title,
+        skipReason: cached ? 'cached' : undefined,
+        run: async (progress) => {
+          const o = outcome(stage.name);
+          const t0 = Date.now();
+          const io = openStageIO(join(buildDir, 'logs', `${String(i + 1).padStart(2, '0')}-${stage.name}.log`), abort.signal, progress);
+          try {
+            if (abort.signal.aborted) throw abort.signal.reason;
+            Object.assign(ctx, (await stage.run(ctx, io)) ?? {});
+            if (abort.signal.aborted) throw abort.signal.reason;
+            await cache.saveOutputs(stage.name, key, pick(ctx, (stage.outputs ?? []) as string[]));
+            if (stage.checkpoint) {
+              progress('saving checkpoint');
+              await saveCheckpoint(ctx, cache, stage.name, key);
+            }
+            o.status = 'ran';
+          } catch (e) {
+            const err = abort.signal.aborted ? (abort.signal.reason as Error) : e;
+            o.status = 'failed';
+            o.error = err instanceof Error ? err.message : String(err);
+            io.log(`FAILED: ${o.error}`);
+            if (err instanceof HnError) err.details.forEach((d) => io.log(`  ${d}`));
+            if (opts.keepGoing && stage.optional && !abort.signal.aborted) {
+              o.status = 'failed-kept-going';
+              return;
+            }
+            throw err;
+          } finally {
+            o.seconds = (Date.now() - t0) / 1000;
+            await io.close();
+          }
+        },
+      });
+    }
+    await runSteps(steps, opts.progress);
+
+    if (opts.only) {
+      result.ok = true;
+      return result;
+    }
+    await cache.saveCheckpoint(profile.name, finish.name, keys.get(finish.name)!, workImage, { byLink: true });
+    await publish(ctx, workImage, result, started);
+    await rm(workImage, { force: true });
+    result.ok = !outcomes.some((o) => o.status === 'failed-kept-going');
+    return result;
+  } catch (e) {
+    const err = abort.signal.aborted ? (abort.signal.reason as Error) : e;
+    result.error = err instanceof HnError ? { code: err.code, message: err.message, details: err.details } : undefined;
+    throw err;
+  } finally {
+    process.off('SIGINT', sigint);
+    process.off('SIGTERM', sigterm);
+    const { released, failed } = await ctx.stack.unwind();
+    result.cleaned = released;
+    if (!result.ok && !ctx.dryRun) await rm(join(buildDir, profile.image.fileName), { force: true });
+    if (failed.length) {
+      // Cleanup that failed is worse than the build failing: say exactly what is left.
+      const lines = failed.map((f) => `could not release ${f.what}: ${f.error}`);
+      throw new HnError('ECLEANUP', `cleanup incomplete: ${lines.join('; ')}`, { details: lines });
+    }
+  }
+}
+
+/** Freezes the mounted image (if any) so the snapshot is consistent, then copies it into the cache. */
+async function saveCheckpoint(ctx: BuildContext, cache: StageCache, stage: string, key: string) {
+  const image = join(ctx.buildDir, ctx.profile.image.fileName);
+  if (ctx.root) {
+    await run(cmd.sync());
+    await run(cmd.fsfreeze(ctx.root, true));
+    try {
+      await cache.saveCheckpoint(ctx.profile.name, stage, key, image);
+    } finally {
+      await run(cmd.fsfreeze(ctx.root, false));
+    }
+  } else {
+    await cache.saveCheckpoint(ctx.profile.name, stage, key, image);
+  }
+}
+
+/** Puts the finished image under its final name in one rename, with its report beside it. */
+async function publish(ctx: BuildContext, image: string, result: BuildResult, started: number) {
+  await mkdir(ctx.outputDir, { recursive: true });
+  const final = join(ctx.outputDir, ctx.profile.image.fileName);
+  const partial = `${final}.partial`;
+  await rm(partial, { force: true });
+  try {
+    await link(image, partial);
+  } catch {
+    await run(cmd.copySparse(image, partial));
+  }
+  await rename(partial, final);
+  result.image = final;
+  const info = await stat(final);
+  const report: BuildReport = {
+    profile: ctx.profile.name,
+    base: ctx.profile.base,
+    image: final,
+    inputsDigest: result.stages.at(-1)?.key ?? '',
+    builtAt: new Date().toISOString(),
+    wallSeconds: (Date.now() - started) / 1000,
+    apparentBytes: info.size,
+    usedBytes: info.blocks * 512,
+    packages: ctx.installedPackages ?? [],
+    stages: result.stages.map(({ name, status, seconds }) => ({ name, status, seconds })),
+  };
+  result.report = await writeReport(ctx.outputDir, report);
+}

@@ -1,0 +1,64 @@
+// The Debian base, bootstrapped straight into the mounted image by mmdebstrap.
+// Downloaded packages go through the host's package cache (sync-in before,
+// sync-out after), so a second build downloads nothing.
+
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { need } from '../pipeline/context.ts';
+import { formatCommand, type Command } from '../pipeline/seam/command.ts';
+import type { StageDef } from '../pipeline/stage.ts';
+import type { BuildContext } from '../pipeline/context.ts';
+
+export const aptCacheDir = (ctx: BuildContext) => join(ctx.cacheDir, 'apt', 'archives');
+
+export function mmdebstrapCommand(opts: { suite: string; mirror: string; root: string; variant: string; components: string[]; aptCache: string }): Command {
+  return {
+    file: 'mmdebstrap',
+    args: [
+      '--mode=root',
+      `--variant=${opts.variant}`,
+      `--components=${opts.components.join(',')}`,
+      // The image is thrown away if the build fails, so dpkg need not fsync every file.
+      '--dpkgopt=force-unsafe-io',
+      '--aptopt=Acquire::Retries "2"',
+      // Keep downloaded packages and index files: the cache sync below and the package stage use them.
+      '--skip=essential/unlink',
+      '--skip=cleanup/apt/lists',
+      `--setup-hook=mkdir -p "$1/var/cache/apt/archives"`,
+      `--setup-hook=sync-in ${opts.aptCache} /var/cache/apt/archives`,
+      `--customize-hook=sync-out /var/cache/apt/archives ${opts.aptCache}`,
+      opts.suite,
+      opts.root,
+      opts.mirror,
+    ],
+    timeoutMs: 20 * 60_000,
+    env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C.UTF-8', TMPDIR: '/tmp' },
+  };
+}
+
+const commandFor = (ctx: BuildContext, root: string) => {
+  const deb = ctx.profile.debian!;
+  return mmdebstrapCommand({ suite: deb.suite, mirror: ctx.mirror ?? '$MIRROR', root, variant: deb.variant, components: deb.components, aptCache: aptCacheDir(ctx) });
+};
+
+export const debianBootstrap: StageDef = {
+  name: 'debian-bootstrap',
+  title: 'Bootstrap the Debian base (mmdebstrap)',
+  kind: 'mutate',
+  tools: ['mmdebstrap'],
+  bases: ['debian'],
+  needsRoot: true,
+  version: 1,
+  inputs: (ctx) => ({ debian: { ...ctx.profile.debian, mirror: ctx.mirror }, mirrorDate: ctx.mirrorDate }),
+  plan: (ctx) => [formatCommand(commandFor(ctx, join(ctx.buildDir, 'root')))],
+  async run(ctx, io) {
+    const root = need(ctx, 'root');
+    await mkdir(aptCacheDir(ctx), { recursive: true });
+    let n = 0;
+    await io.run(commandFor(ctx, root), {
+      onLine: (line) => {
+        if (/^(I: |Unpacking |Setting up )/.test(line)) io.progress(`${++n} steps: ${line.slice(0, 60)}`);
+      },
+    });
+  },
+};

@@ -1,0 +1,73 @@
+// The profile's packages, installed with apt inside the chroot. The host's
+// package cache is bind-mounted over the image's, so downloads are kept on
+// the host and never land in the image.
+
+import { join } from 'node:path';
+import { need, type BuildContext } from '../pipeline/context.ts';
+import { cmd, formatCommand, type Command } from '../pipeline/seam/command.ts';
+import { mountOn } from '../pipeline/seam/system.ts';
+import type { StageDef } from '../pipeline/stage.ts';
+import { aptCacheDir } from './debian-bootstrap.ts';
+import { HnError } from '../pipeline/errors.ts';
+
+export function aptInstallCommand(root: string, packages: string[], installRecommends: boolean): Command {
+  return cmd.chroot(root, [
+    'apt-get',
+    'install',
+    '--yes',
+    '-o', 'Dpkg::Options::=--force-unsafe-io',
+    '-o', 'Dpkg::Options::=--force-confdef',
+    '-o', 'Dpkg::Options::=--force-confold',
+    '-o', 'Dpkg::Use-Pty=0',
+    '-o', 'APT::Keep-Downloaded-Packages=true',
+    '-o', 'Acquire::Retries=2',
+    installRecommends ? '--install-recommends' : '--no-install-recommends',
+    ...packages,
+  ]);
+}
+
+const command = (ctx: BuildContext, root: string) => aptInstallCommand(root, ctx.profile.packages, ctx.profile.debian!.installRecommends);
+
+export const debianPackages: StageDef = {
+  name: 'debian-packages',
+  title: 'Install the profile packages (apt)',
+  kind: 'mutate',
+  bases: ['debian'],
+  needsRoot: true,
+  version: 1,
+  checkpoint: true,
+  tools: ['chroot', 'cp', 'fsfreeze'],
+  inputs: (ctx) => ({ packages: [...ctx.profile.packages].sort(), recommends: ctx.profile.debian!.installRecommends }),
+  plan: (ctx) => [
+    formatCommand(cmd.mount(aptCacheDir(ctx), join(ctx.buildDir, 'root/var/cache/apt/archives'), { bind: true })),
+    formatCommand(command(ctx, join(ctx.buildDir, 'root'))),
+  ],
+  async run(ctx, io) {
+    const root = need(ctx, 'root');
+    const cacheMount = await mountOn(ctx.stack, aptCacheDir(ctx), join(root, 'var/cache/apt/archives'), { bind: true });
+    try {
+      let total = 0;
+      let done = 0;
+      const unknown: string[] = [];
+      try {
+        await io.run(command(ctx, root), {
+          onLine: (line) => {
+            const planned = /^(\d+) upgraded, (\d+) newly installed/.exec(line);
+            if (planned) total = Number(planned[2]);
+            const missing = /^E: Unable to locate package (\S+)/.exec(line);
+            if (missing) unknown.push(missing[1]!);
+            if (line.startsWith('Setting up ')) io.progress(`package ${++done} of ${total || '?'}`);
+            else if (line.startsWith('Get:') && total) io.progress(`downloading (${total} packages)`);
+          },
+        });
+      } catch (e) {
+        if (unknown.length) {
+          throw new HnError('EPACKAGE', `package${unknown.length > 1 ? 's' : ''} not found on ${ctx.mirror}: ${unknown.join(', ')}; fix 'packages' in the profile`);
+        }
+        throw e;
+      }
+    } finally {
+      await cacheMount.release();
+    }
+  },
+};

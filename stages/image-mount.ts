@@ -1,0 +1,46 @@
+// Attach the image to a loop device and mount it at <build>/root. Both are
+// registered for release the moment they exist; the seal stage releases them
+// early, any failure releases them through the unwind.
+
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { need } from '../pipeline/context.ts';
+import { cmd, formatCommand } from '../pipeline/seam/command.ts';
+import type { Held } from '../pipeline/seam/resources.ts';
+import { attachLoop, mountOn } from '../pipeline/seam/system.ts';
+import type { StageDef } from '../pipeline/stage.ts';
+
+declare module '../pipeline/context.ts' {
+  interface BuildContext {
+    /** Loop device and image mount, released by the seal stage. */
+    imageHeld?: Held[];
+  }
+}
+
+/** Build-time mount options: barriers off because a crashed build is thrown away, never booted. */
+export function buildMountOptions(fs: 'ext4' | 'btrfs'): string[] {
+  return fs === 'ext4' ? ['noatime', 'barrier=0', 'commit=60'] : ['noatime', 'nobarrier', 'commit=60'];
+}
+
+export const imageMount: StageDef = {
+  name: 'image-mount',
+  title: 'Loop-mount the image',
+  kind: 'attach',
+  tools: ['losetup', 'mount', 'umount'],
+  bases: ['debian', 'gentoo'],
+  needsRoot: true,
+  version: 1,
+  plan(ctx) {
+    const image = join(ctx.buildDir, ctx.profile.image.fileName);
+    return [formatCommand(cmd.losetupAttach(image)), formatCommand(cmd.mount('$LOOP', join(ctx.buildDir, 'root'), { options: buildMountOptions(ctx.profile.image.filesystem) }))];
+  },
+  async run(ctx, io) {
+    const image = need(ctx, 'workImage');
+    const root = join(ctx.buildDir, 'root');
+    await mkdir(root, { recursive: true });
+    const loop = await attachLoop(ctx.stack, image, { signal: io.signal });
+    io.log(`attached ${image} to ${loop.device}`);
+    const mount = await mountOn(ctx.stack, loop.device, root, { type: ctx.profile.image.filesystem, options: buildMountOptions(ctx.profile.image.filesystem) }, { signal: io.signal, recursiveRelease: true });
+    return { root, loopDevice: loop.device, imageHeld: [loop.held, mount] };
+  },
+};

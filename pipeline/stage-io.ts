@@ -9,11 +9,14 @@ import { run } from './seam/run.ts';
 export function openStageIO(logFile: string, signal: AbortSignal, onProgress: (text: string) => void): StageIO & { close(): Promise<void> } {
   const out: WriteStream = createWriteStream(logFile, { flags: 'a' });
   const log = (line: string) => out.write(`${new Date().toISOString()} ${line}\n`);
+  let lastProgress = '';
   return {
     logFile,
     signal,
     log,
     progress: (text) => {
+      if (text === lastProgress) return;
+      lastProgress = text;
       log(`# ${text}`);
       onProgress(text);
     },
@@ -23,7 +26,7 @@ export function openStageIO(logFile: string, signal: AbortSignal, onProgress: (t
         ...opts,
         signal,
         onLine: (line) => {
-          out.write(line + '\n');
+          log(line);
           opts.onLine?.(line);
         },
       });

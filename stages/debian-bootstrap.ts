@@ -49,7 +49,7 @@ export const debianBootstrap: StageDef = {
   bases: ['debian'],
   needsRoot: true,
   version: 1,
-  inputs: (ctx) => ({ debian: { ...ctx.profile.debian, mirror: ctx.mirror }, mirrorDate: ctx.mirrorDate }),
+  inputs: (ctx) => ({ command: commandFor(ctx, '/ROOT'), mirrorDate: ctx.mirrorDate }),
   plan: (ctx) => [formatCommand(commandFor(ctx, join(ctx.buildDir, 'root')))],
   async run(ctx, io) {
     const root = need(ctx, 'root');

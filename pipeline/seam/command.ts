@@ -78,12 +78,12 @@ export const cmd = {
   e2fsck: (image: string) => c('e2fsck', ['-f', '-y', image], 10 * MINUTE),
   btrfsCheck: (image: string) => c('btrfs', ['check', '--readonly', image], 10 * MINUTE),
 
-  chroot: (root: string, argv: string[], timeoutMs = 30 * MINUTE): Command => ({
+  chroot: (root: string, argv: string[], timeoutMs = 30 * MINUTE, env: Record<string, string> = {}): Command => ({
     file: 'chroot',
     args: [root, ...argv],
     timeoutMs,
     // A predictable environment inside the image: nothing of the caller's shell leaks in.
-    env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C.UTF-8', DEBIAN_FRONTEND: 'noninteractive', HOME: '/root' },
+    env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C.UTF-8', DEBIAN_FRONTEND: 'noninteractive', HOME: '/root', ...env },
   }),
 
   /** Sparse-aware copy; reflinks where the filesystem has them, so a snapshot costs nothing there. */

@@ -1,0 +1,87 @@
+// Command lines of the boot chain (initramfs, disks, GRUB, qemu) as plain
+// data, like pipeline/seam/command.ts (which this file extends without editing).
+
+import type { Command } from './command.ts';
+
+const MINUTE = 60_000;
+const c = (file: string, args: string[], timeoutMs = MINUTE, extra: Partial<Command> = {}): Command => ({ file, args, timeoutMs, ...extra });
+
+export const bootCmd = {
+  /** depmod against a tree that is not the running system (Debian kernel .debs ship no modules.dep). */
+  depmod: (baseDir: string, kernelVersion: string) => c('depmod', ['-b', baseDir, kernelVersion]),
+
+  /** newc archive of the files listed on stdin (paths relative to cwd), owned by root, stable order and times. */
+  cpioCreate: (cwd: string, output: string, fileList: string[]) =>
+    c('cpio', ['--create', '--format=newc', '--owner=0:0', '--reproducible', '--quiet', `--file=${output}`], MINUTE, {
+      cwd,
+      input: fileList.join('\n') + '\n',
+    }),
+
+  /** -n: no name or time in the header, so equal input gives equal output. */
+  gzip: (file: string) => c('gzip', ['-n', '-9', '-f', file], 2 * MINUTE),
+
+  /** Every file of a tree gets the same mtime (reproducible archives and filesystems). */
+  touchTree: (dir: string, epoch: number) =>
+    c('find', [dir, '-exec', 'touch', '-h', '-d', `@${epoch}`, '{}', '+'], 2 * MINUTE),
+
+  busyboxList: (busybox: string) => c(busybox, ['--list']),
+
+  sgdiskZap: (disk: string) => c('sgdisk', ['--zap-all', disk]),
+  /** GPT: 1 = EFI system partition (EFI-BOOT), 2 = Linux filesystem (hostpart) taking the rest. */
+  sgdiskLayout: (disk: string, efiMiB: number) =>
+    c('sgdisk', [
+      '--clear',
+      `--new=1:1MiB:+${efiMiB}MiB`, '--typecode=1:ef00', '--change-name=1:EFI-BOOT',
+      '--new=2:0:0', '--typecode=2:8300', '--change-name=2:hostpart',
+      disk,
+    ]),
+  /** START and SECTORS of every partition, one line each, no header (sectors of 512 bytes). */
+  partxList: (disk: string) => c('partx', ['--show', '--noheadings', '--bytes', '--output', 'NR,START,SECTORS', disk]),
+
+  /** FAT32 straight into a disk image at a sector offset (no loop device, the host kernel may lack vfat). */
+  mkfsVfatAt: (disk: string, offsetSectors: number, sizeKiB: number, label: string) =>
+    c('mkfs.vfat', ['-F', '32', '-s', '1', '-n', label, `--offset=${offsetSectors}`, disk, String(sizeKiB)]),
+  /** mtools address a partition of a disk image as FILE@@OFFSET. */
+  mmd: (disk: string, offsetBytes: number, dirs: string[]) => c('mmd', ['-D', 'o', '-i', `${disk}@@${offsetBytes}`, ...dirs.map((d) => `::${d}`)]),
+  mcopy: (disk: string, offsetBytes: number, from: string, to: string) =>
+    c('mcopy', ['-o', '-i', `${disk}@@${offsetBytes}`, from, `::${to}`]),
+  mtype: (disk: string, offsetBytes: number, path: string) => c('mtype', ['-i', `${disk}@@${offsetBytes}`, `::${path}`]),
+
+  /** ext4 from a directory straight into a disk image at a byte offset; size with an explicit unit. */
+  mkfsExt4At: (disk: string, offsetBytes: number, sizeKiB: number, label: string, fromDir?: string) =>
+    c('mkfs.ext4', [
+      '-F', '-q', '-L', label,
+      '-E', `offset=${offsetBytes},lazy_itable_init=0,lazy_journal_init=0`,
+      ...(fromDir ? ['-d', fromDir] : []),
+      disk, `${sizeKiB}k`,
+    ], 5 * MINUTE),
+  /** ext4 image file from a directory (a root image). */
+  mkfsExt4Image: (image: string, sizeKiB: number, label: string, fromDir: string) =>
+    c('mkfs.ext4', ['-F', '-q', '-L', label, '-d', fromDir, image, `${sizeKiB}k`], 5 * MINUTE),
+  mkfsBtrfsImage: (image: string, label: string, fromDir?: string) =>
+    c('mkfs.btrfs', ['-f', '-q', '-L', label, ...(fromDir ? ['--rootdir', fromDir] : []), image], 5 * MINUTE),
+  /** Copies a file into a disk image at a byte offset without truncating it, keeping holes. */
+  ddInto: (from: string, disk: string, offsetBytes: number) =>
+    c('dd', [`if=${from}`, `of=${disk}`, 'bs=1M', `seek=${offsetBytes}`, 'oflag=seek_bytes', 'conv=notrunc,sparse', 'status=none'], 10 * MINUTE),
+
+  /** debugfs on an ext4 filesystem inside a disk image ("disk?offset=N" is an e2fsprogs io option). */
+  debugfs: (fsSpec: string, request: string, write = false) => c('debugfs', [...(write ? ['-w'] : []), '-R', request, fsSpec]),
+  /** Read-only check: exit 0 means clean, nothing to recover. */
+  e2fsckCheck: (fsSpec: string) => c('e2fsck', ['-n', '-f', fsSpec], 5 * MINUTE),
+  /** Replays a dirty journal and fixes what it can (host side, after a power cut). */
+  e2fsckFix: (fsSpec: string) => c('e2fsck', ['-p', fsSpec], 5 * MINUTE),
+
+  grubMkstandalone: (output: string, embeddedCfg: string) =>
+    c('grub-mkstandalone', [
+      '--format=x86_64-efi',
+      `--output=${output}`,
+      '--locales=', '--fonts=', '--themes=',
+      '--modules=part_gpt part_msdos fat ext2 btrfs loopback linux gzio search search_label regexp normal echo test sleep reboot halt configfile',
+      `boot/grub/grub.cfg=${embeddedCfg}`,
+    ], 3 * MINUTE),
+
+  dpkgExtract: (deb: string, dir: string) => c('dpkg-deb', ['--extract', deb, dir], 5 * MINUTE),
+  aptDownload: (cwd: string, packages: string[]) => c('apt-get', ['download', ...packages], 10 * MINUTE, { cwd }),
+
+  qemu: (args: string[], timeoutMs: number) => c('qemu-system-x86_64', args, timeoutMs),
+};

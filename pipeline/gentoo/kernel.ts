@@ -1,0 +1,163 @@
+// genkernel glue: the linuxrc hook, the kernel configuration built from a base
+// config plus the profile's fragment, the check that the fragment survived
+// `make olddefconfig`, and the /boot/kernel and /boot/initramfs symlinks.
+
+import { readdir, lstat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { gentooError } from './errors.ts';
+
+/** Where genkernel 4 keeps its default linuxrc inside the image. */
+export const GENKERNEL_LINUXRC = '/usr/share/genkernel/defaults/linuxrc';
+/** genkernel 4's generic x86_64 kernel config, the base the fragment is applied to. */
+export const GENKERNEL_BASE_CONFIG = '/usr/share/genkernel/arch/x86_64/generated-config';
+/**
+ * The hook goes right before this line of genkernel 4's linuxrc: by then udev
+ * has run, modules are loaded and ${NEW_ROOT} exists, and genkernel has not
+ * yet started looking for a root device.
+ */
+export const LINUXRC_ANCHOR = '# Determine root device';
+/** Where the boot module sits in the initramfs (same path as in the Debian initramfs). */
+export const BOOT_MODULE_PATH = '/lib/hn-boot.sh';
+
+export const HOOK_BEGIN = '# >>> hnforge boot hook (inserted at build time by hnforge gentoo-kernel)';
+export const HOOK_END = '# <<< hnforge boot hook';
+
+/**
+ * The hook: hn-boot.sh does everything (find the host partition, rotate
+ * images, loop-mount the image at ${NEW_ROOT}), then the root is handed over
+ * the way the Debian /init does it, so genkernel's own root search never runs.
+ * If the boot module provides hn_genkernel_main, that is used instead.
+ */
+export function linuxrcHook(): string {
+  return [
+    HOOK_BEGIN,
+    `if [ -r ${BOOT_MODULE_PATH} ]; then`,
+    `\t. ${BOOT_MODULE_PATH}`,
+    '\tif command -v hn_genkernel_main >/dev/null 2>&1; then',
+    '\t\thn_genkernel_main "${NEW_ROOT}"',
+    '\telse',
+    '\t\thn_parse_cmdline',
+    '\t\thn_wait_hostpart || hn_fail "host partition $HN_HOSTPART not found"',
+    '\t\thn_mount_hostpart || hn_fail "cannot mount the host partition"',
+    '\t\thn_rotate || hn_fail "rotation failed on $HN_HOSTPART"',
+    '\t\thn_mount_image "${NEW_ROOT}" || hn_fail "no usable root image"',
+    '\t\tmkdir -p "${NEW_ROOT}/hostpart" 2>/dev/null',
+    '\t\tmount --move "$HN_HP" "${NEW_ROOT}/hostpart" || hn_fail "cannot hand over the host partition"',
+    '\t\tif [ -x /shutdown ]; then',
+    '\t\t\tmkdir -p /run/initramfs/bin /run/initramfs/lib /run/initramfs/oldroot /run/initramfs/proc /run/initramfs/sys /run/initramfs/dev /run/initramfs/run /run/initramfs/hostpart',
+    '\t\t\tcp /bin/busybox /run/initramfs/bin/busybox && ln -sf busybox /run/initramfs/bin/sh',
+    `\t\t\tcp ${BOOT_MODULE_PATH} /run/initramfs/lib/hn-boot.sh && cp /shutdown /run/initramfs/shutdown && chmod 755 /run/initramfs/shutdown`,
+    '\t\tfi',
+    '\t\tudevadm control --exit >/dev/null 2>&1',
+    '\t\tfor hn_api in /dev /proc /sys /run; do',
+    '\t\t\tmount --move "$hn_api" "${NEW_ROOT}$hn_api" 2>/dev/null || umount -l "$hn_api"',
+    '\t\tdone',
+    '\t\texec switch_root "${NEW_ROOT}" "${REAL_INIT:-/sbin/init}"',
+    '\t\thn_fail "switch_root to the image failed"',
+    '\tfi',
+    'else',
+    `\tbad_msg 'hnforge: ${BOOT_MODULE_PATH} is missing from this initramfs; falling back to genkernel root detection'`,
+    'fi',
+    HOOK_END,
+  ].join('\n');
+}
+
+/**
+ * Inserts `hook` before the single line equal to `anchor` (whitespace-trimmed).
+ * Refuses a linuxrc without the anchor, with it twice, or already patched: any
+ * of those means genkernel changed and the hook must be re-placed by a person.
+ */
+export function patchLinuxrc(original: string, opts: { anchor?: string; hook?: string; source?: string } = {}): string {
+  const anchor = opts.anchor ?? LINUXRC_ANCHOR;
+  const hook = opts.hook ?? linuxrcHook();
+  const source = opts.source ?? 'linuxrc';
+  if (original.includes(HOOK_BEGIN)) {
+    throw gentooError('EGENTOO_LINUXRC_ANCHOR', `${source} already contains the hnforge hook; start from genkernel's unmodified linuxrc`);
+  }
+  const lines = original.split('\n');
+  const at = lines.flatMap((l, i) => (l.trim() === anchor ? [i] : []));
+  if (at.length !== 1) {
+    throw gentooError(
+      'EGENTOO_LINUXRC_ANCHOR',
+      `${source}: the anchor line '${anchor}' occurs ${at.length} times (expected once); genkernel's linuxrc changed, update LINUXRC_ANCHOR in pipeline/gentoo/kernel.ts`,
+    );
+  }
+  lines.splice(at[0]!, 0, hook, '');
+  return lines.join('\n');
+}
+
+/** Parses CONFIG_X=y|m|"str"|n and "# CONFIG_X is not set" lines. */
+export function parseKernelConfig(text: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    const set = /^(CONFIG_[A-Za-z0-9_]+)=(.*)$/.exec(line);
+    if (set) {
+      out.set(set[1]!, set[2]!);
+      continue;
+    }
+    const unset = /^# (CONFIG_[A-Za-z0-9_]+) is not set$/.exec(line);
+    if (unset) out.set(unset[1]!, 'n');
+  }
+  return out;
+}
+
+/** The base config with the fragment appended: kconfig keeps the last assignment of a symbol. */
+export function mergeKernelConfig(base: string, fragment: string): string {
+  return `${base.replace(/\n*$/, '\n')}\n# ---- hnforge kernel fragment ----\n${fragment.replace(/\n*$/, '\n')}`;
+}
+
+/**
+ * Compares the fragment with the final config. `wrong`: the kernel knows the
+ * option but it is set otherwise (=y needs y; =m accepts m or y; "is not set"
+ * needs n; strings and numbers must match). `absent`: the final config does
+ * not mention the option at all (unknown to this kernel version, or its
+ * dependencies are missing), reported as a warning.
+ */
+export function checkKernelOptions(fragment: string, finalConfig: string): { wrong: string[]; absent: string[] } {
+  const want = parseKernelConfig(fragment);
+  const have = parseKernelConfig(finalConfig);
+  const wrong: string[] = [];
+  const absent: string[] = [];
+  for (const [key, value] of want) {
+    const got = have.get(key);
+    if (got === undefined) {
+      if (value !== 'n') absent.push(`${key}=${value}`);
+      continue;
+    }
+    const ok = value === 'y' ? got === 'y' : value === 'm' ? got === 'm' || got === 'y' : value === 'n' ? got === 'n' : got === value;
+    if (!ok) wrong.push(`${key}=${value} (got ${got === 'n' ? 'not set' : got})`);
+  }
+  return { wrong, absent };
+}
+
+export interface KernelOutputs {
+  kernel: string;
+  initramfs: string;
+  config?: string;
+  version: string;
+}
+
+/**
+ * Finds what genkernel installed in <root>/boot: vmlinuz-<KV> and
+ * initramfs-<KV>.img (the names hnforge asks for), or genkernel 3's
+ * kernel-genkernel-<arch>-<KV> / initramfs-genkernel-<arch>-<KV>. Picks the
+ * newest kernel by modification time and the initramfs of the same version.
+ */
+export async function findKernelOutputs(root: string): Promise<KernelOutputs> {
+  const boot = join(root, 'boot');
+  const names = await readdir(boot).catch(() => [] as string[]);
+  const kernels: { name: string; version: string; mtime: number }[] = [];
+  for (const name of names) {
+    const m = /^(?:vmlinuz-|kernel-genkernel-x86_64-)(.+)$/.exec(name);
+    if (!m) continue;
+    const st = await lstat(join(boot, name));
+    if (st.isFile()) kernels.push({ name, version: m[1]!, mtime: st.mtimeMs });
+  }
+  kernels.sort((a, b) => b.mtime - a.mtime || (a.version < b.version ? 1 : -1));
+  const k = kernels[0];
+  if (!k) throw gentooError('EGENTOO_KERNEL_OUTPUT', 'genkernel finished but /boot holds no vmlinuz-* kernel; see the stage log for genkernel errors');
+  const initramfs = [`initramfs-${k.version}.img`, `initramfs-genkernel-x86_64-${k.version}`].find((n) => names.includes(n));
+  if (!initramfs) throw gentooError('EGENTOO_KERNEL_OUTPUT', `genkernel built ${k.name} but no initramfs-${k.version}.img; see the stage log`);
+  return { kernel: k.name, initramfs, version: k.version };
+}

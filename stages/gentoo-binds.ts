@@ -1,0 +1,65 @@
+// gentoo-binds / gentoo-unbind: the host's distfiles and binary-package
+// caches and this repository's portage-overlay/ (read-only) bind-mounted into
+// the image while emerge and genkernel run, so a second build downloads
+// nothing. gentoo-unbind releases them before the scrub (which empties those
+// directories and must never reach through to the host cache).
+
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { need } from '../pipeline/context.ts';
+import { cmd, formatCommand } from '../pipeline/seam/command.ts';
+import type { Held } from '../pipeline/seam/resources.ts';
+import { mountOn } from '../pipeline/seam/system.ts';
+import type { StageDef } from '../pipeline/stage.ts';
+import { DISTDIR, OVERLAY_LOCATION, PKGDIR } from '../pipeline/gentoo/portage-config.ts';
+import { mkdirInRoot } from '../pipeline/gentoo/safe-fs.ts';
+import { gentooCachePaths } from '../pipeline/gentoo/stage3.ts';
+
+export function gentooBindMounts(ctx: { cacheDir: string; repoDir: string }) {
+  const c = gentooCachePaths(ctx.cacheDir);
+  return [
+    { source: c.distfiles, image: DISTDIR, readOnly: false },
+    { source: c.binpkgs, image: PKGDIR, readOnly: false },
+    { source: c.genkernel, image: '/var/cache/genkernel', readOnly: false },
+    { source: join(ctx.repoDir, 'portage-overlay'), image: OVERLAY_LOCATION, readOnly: true },
+  ];
+}
+
+export const gentooBinds: StageDef = {
+  name: 'gentoo-binds',
+  title: 'Bind the package caches and the overlay into the image',
+  kind: 'attach',
+  bases: ['gentoo'],
+  needsRoot: true,
+  version: 1,
+  tools: ['mount', 'umount'],
+  plan: (ctx) =>
+    gentooBindMounts(ctx).map((b) =>
+      formatCommand(cmd.mount(b.source, join(ctx.buildDir, 'root', b.image), { bind: true, options: b.readOnly ? ['ro'] : undefined })),
+    ),
+  async run(ctx, io) {
+    const root = need(ctx, 'root');
+    const held: Held[] = [];
+    for (const b of gentooBindMounts(ctx)) {
+      if (!b.readOnly) await mkdir(b.source, { recursive: true });
+      const target = await mkdirInRoot(root, b.image);
+      held.push(await mountOn(ctx.stack, b.source, target, { bind: true, options: b.readOnly ? ['ro'] : undefined }, { signal: io.signal }));
+      io.log(`bound ${b.source} at ${b.image}${b.readOnly ? ' (read-only)' : ''}`);
+    }
+    return { gentooHeld: held };
+  },
+};
+
+export const gentooUnbind: StageDef = {
+  name: 'gentoo-unbind',
+  title: 'Release the package caches and the overlay',
+  kind: 'attach',
+  bases: ['gentoo'],
+  needsRoot: true,
+  version: 1,
+  plan: (ctx) => gentooBindMounts(ctx).reverse().map((b) => formatCommand(cmd.umount(join(ctx.buildDir, 'root', b.image)))),
+  async run(ctx) {
+    for (const h of [...(ctx.gentooHeld ?? [])].reverse()) await h.release();
+    return { gentooHeld: [] };
+  },
+};

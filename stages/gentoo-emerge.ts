@@ -1,0 +1,56 @@
+// gentoo-emerge: the profile's packages, in the chroot. Output is streamed to
+// the stage log; each ">>> Emerging (N of M)" line becomes the progress line.
+
+import { readdir } from 'node:fs/promises';
+import { need } from '../pipeline/context.ts';
+import { formatCommand } from '../pipeline/seam/command.ts';
+import type { StageDef } from '../pipeline/stage.ts';
+import { gentooCmd } from '../pipeline/gentoo/commands.ts';
+import { gentooOf } from '../pipeline/gentoo/context.ts';
+import { EmergeTracker } from '../pipeline/gentoo/emerge.ts';
+import { emergeAtoms } from '../pipeline/gentoo/portage-config.ts';
+import { resolveInRoot } from '../pipeline/gentoo/safe-fs.ts';
+import { join } from 'node:path';
+
+export function emergeCommands(ctx: Parameters<NonNullable<StageDef['plan']>>[0], root: string) {
+  const g = gentooOf(ctx);
+  return [
+    ...(g.binhost.enabled && g.binhost.requireSignature ? [gentooCmd.getuto(root)] : []),
+    gentooCmd.emerge(root, emergeAtoms(ctx.profile)),
+  ];
+}
+
+/** cat/pkg-version of everything installed, from /var/db/pkg. */
+export async function installedPackages(root: string): Promise<string[]> {
+  const db = await resolveInRoot(root, '/var/db/pkg');
+  const out: string[] = [];
+  for (const cat of (await readdir(db).catch(() => [] as string[])).sort()) {
+    for (const pkg of (await readdir(join(db, cat)).catch(() => [] as string[])).sort()) {
+      if (!pkg.startsWith('-MERGING-')) out.push(`${cat}/${pkg}`);
+    }
+  }
+  return out;
+}
+
+export const gentooEmerge: StageDef = {
+  name: 'gentoo-emerge',
+  title: 'Emerge the node packages',
+  kind: 'mutate',
+  bases: ['gentoo'],
+  needsRoot: true,
+  version: 1,
+  checkpoint: true,
+  outputs: ['gentooEmerged'],
+  inputs: (ctx) => ({ atoms: emergeAtoms(ctx.profile), binhost: gentooOf(ctx).binhost }),
+  plan: (ctx) => emergeCommands(ctx, join(ctx.buildDir, 'root')).map(formatCommand),
+  async run(ctx, io) {
+    const root = need(ctx, 'root');
+    const tracker = new EmergeTracker(io.progress);
+    for (const command of emergeCommands(ctx, root)) {
+      await io.run(command, { onLine: tracker.line });
+    }
+    const installed = await installedPackages(root);
+    io.log(`emerge merged ${tracker.merged.length} package(s); ${installed.length} installed in total`);
+    return { gentooEmerged: installed };
+  },
+};

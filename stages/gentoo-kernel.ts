@@ -1,0 +1,120 @@
+// gentoo-kernel: genkernel in the chroot with hnforge's linuxrc (genkernel's
+// own, with the boot hook inserted at build time), the boot module in the
+// initramfs overlay, and a kernel config made of genkernel's generic config
+// plus the profile's fragment. Afterwards the saved config is checked against
+// the fragment and /boot/kernel and /boot/initramfs point at the results.
+
+import { readFile, copyFile, access, mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { need } from '../pipeline/context.ts';
+import { formatCommand } from '../pipeline/seam/command.ts';
+import type { StageDef, StageIO } from '../pipeline/stage.ts';
+import type { BuildContext } from '../pipeline/context.ts';
+import { IMAGE_WORK_DIR, gentooCmd, type GenkernelOptions } from '../pipeline/gentoo/commands.ts';
+import { gentooOf, kernelFragmentFile } from '../pipeline/gentoo/context.ts';
+import { gentooError } from '../pipeline/gentoo/errors.ts';
+import {
+  BOOT_MODULE_PATH, GENKERNEL_BASE_CONFIG, GENKERNEL_LINUXRC, LINUXRC_ANCHOR, checkKernelOptions, findKernelOutputs, mergeKernelConfig, patchLinuxrc,
+} from '../pipeline/gentoo/kernel.ts';
+import { mkdirInRoot, resolveInRoot, symlinkInRoot, writeInRoot } from '../pipeline/gentoo/safe-fs.ts';
+
+export function genkernelOptions(ctx: BuildContext): GenkernelOptions {
+  const makeopts = gentooOf(ctx).buildOnlyMakeConf.MAKEOPTS;
+  return {
+    kernelConfig: `${IMAGE_WORK_DIR}/kernel.config`,
+    linuxrc: `${IMAGE_WORK_DIR}/linuxrc`,
+    initramfsOverlay: `${IMAGE_WORK_DIR}/initramfs-overlay`,
+    filesystems: ctx.profile.boot.hostpartFilesystems,
+    makeopts,
+  };
+}
+
+/** Files from this repository that go into the initramfs (repo path -> initramfs path). */
+export function overlayFiles(ctx: BuildContext): Record<string, string> {
+  return {
+    [join(ctx.repoDir, 'boot/hn-boot.sh')]: BOOT_MODULE_PATH,
+    [join(ctx.repoDir, 'boot/shutdown')]: '/shutdown',
+  };
+}
+
+async function readInRoot(root: string, rel: string, what: string): Promise<string> {
+  try {
+    return await readFile(await resolveInRoot(root, rel), 'utf8');
+  } catch {
+    throw gentooError('EGENTOO_KERNEL_OUTPUT', `${rel} is missing from the image (${what}); add sys-kernel/genkernel to gentoo.packages`);
+  }
+}
+
+async function prepare(ctx: BuildContext, root: string, io: StageIO) {
+  const linuxrc = patchLinuxrc(await readInRoot(root, GENKERNEL_LINUXRC, "genkernel's linuxrc"), { source: GENKERNEL_LINUXRC });
+  await writeInRoot(root, `${IMAGE_WORK_DIR}/linuxrc`, linuxrc, 0o755);
+  io.log(`patched ${GENKERNEL_LINUXRC} at '${LINUXRC_ANCHOR}' -> ${IMAGE_WORK_DIR}/linuxrc`);
+
+  const overlay = `${IMAGE_WORK_DIR}/initramfs-overlay`;
+  for (const [from, to] of Object.entries(overlayFiles(ctx))) {
+    if (!(await access(from).then(() => true, () => false))) {
+      if (to === BOOT_MODULE_PATH) throw gentooError('EGENTOO_KERNEL_OUTPUT', `${from} is missing; the boot module is part of this repository`);
+      io.log(`skipped ${from} (not in this repository)`);
+      continue;
+    }
+    const dir = await mkdirInRoot(root, join(overlay, to, '..'));
+    const dest = join(dir, to.split('/').pop()!);
+    await copyFile(from, dest);
+    io.log(`initramfs overlay: ${to}`);
+  }
+
+  const fragment = await readFile(kernelFragmentFile(ctx), 'utf8').catch(() => {
+    throw gentooError('EGENTOO_PROFILE', `kernel fragment ${kernelFragmentFile(ctx)} is missing; fix gentoo.kernelConfigFragment`);
+  });
+  const base = await readInRoot(root, GENKERNEL_BASE_CONFIG, "genkernel's generic kernel config");
+  await writeInRoot(root, `${IMAGE_WORK_DIR}/kernel.config`, mergeKernelConfig(base, fragment));
+  return fragment;
+}
+
+export const gentooKernel: StageDef = {
+  name: 'gentoo-kernel',
+  title: 'Build kernel and initramfs with genkernel',
+  kind: 'mutate',
+  bases: ['gentoo'],
+  needsRoot: true,
+  version: 1,
+  checkpoint: true,
+  outputs: ['gentooKernel'],
+  inputs: (ctx) => ({ options: genkernelOptions(ctx), anchor: LINUXRC_ANCHOR }),
+  files: (ctx) => [kernelFragmentFile(ctx), ...Object.keys(overlayFiles(ctx))],
+  plan: (ctx) => [
+    `patch ${GENKERNEL_LINUXRC} before '${LINUXRC_ANCHOR}' -> ${IMAGE_WORK_DIR}/linuxrc (sources ${BOOT_MODULE_PATH})`,
+    `kernel config: ${GENKERNEL_BASE_CONFIG} + ${kernelFragmentFile(ctx)}`,
+    formatCommand(gentooCmd.genkernel(join(ctx.buildDir, 'root'), genkernelOptions(ctx))),
+    'ln -s vmlinuz-<KV> /boot/kernel; ln -s initramfs-<KV>.img /boot/initramfs',
+  ],
+  async run(ctx, io) {
+    gentooOf(ctx);
+    const root = need(ctx, 'root');
+    await mkdir(root, { recursive: true });
+    io.progress('preparing linuxrc, overlay and kernel config');
+    const fragment = await prepare(ctx, root, io);
+    io.progress('genkernel all (this takes a while)');
+    await io.run(gentooCmd.genkernel(root, genkernelOptions(ctx)), {
+      onLine: (line) => {
+        const m = /^\s*\*\s+(?:kernel|initramfs):?\s*>>\s*(.+)$/.exec(line);
+        if (m) io.progress(`genkernel: ${m[1]!.trim().slice(0, 60)}`);
+      },
+    });
+    const out = await findKernelOutputs(root);
+    const saved = await readInRoot(root, `/etc/kernels/kernel-config-${out.version}`, 'the config genkernel saved').catch(() => undefined);
+    if (saved === undefined) {
+      io.log(`warning: /etc/kernels/kernel-config-${out.version} not found; kernel options not checked`);
+    } else {
+      const { wrong, absent } = checkKernelOptions(fragment, saved);
+      for (const a of absent) io.log(`warning: ${a} is unknown to kernel ${out.version} (or its dependencies are off)`);
+      if (wrong.length) {
+        throw gentooError('EGENTOO_KERNEL_CONFIG', `kernel ${out.version} lacks ${wrong.length} option(s) the fragment requires (first: ${wrong[0]}); fix the fragment's dependencies`, { details: wrong });
+      }
+    }
+    await symlinkInRoot(root, '/boot/kernel', out.kernel);
+    await symlinkInRoot(root, '/boot/initramfs', out.initramfs);
+    io.log(`/boot/kernel -> ${out.kernel}; /boot/initramfs -> ${out.initramfs}`);
+    return { gentooKernel: out };
+  },
+};

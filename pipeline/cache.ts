@@ -1,14 +1,17 @@
 // The stage cache on the host. Layout under the cache directory:
 //   stages/<stage>/<key>.json       context fields a stage produced
 //   checkpoints/<profile>/<stage>.<key>.img   image snapshot after a checkpoint stage
+//   checkpoints/<profile>/finished.<stage>.<key>.img   the last finished image (a hard link)
 //   apt/archives/                  Debian packages, shared by every build
-// Only the newest checkpoint per profile and stage is kept, so the cache holds
-// at most one copy of each expensive intermediate image.
+// One intermediate checkpoint per profile is kept (the newest), and one finished
+// image: the cache never holds more than one extra copy of a profile's image.
 
 import { mkdir, readFile, readdir, rename, rm, writeFile, link, stat } from 'node:fs/promises';
 import { join, dirname } from 'node:path';
 import { cmd } from './seam/command.ts';
 import { run } from './seam/run.ts';
+
+const FINISHED = 'finished.';
 
 export class StageCache {
   constructor(readonly dir: string) {}
@@ -19,8 +22,8 @@ export class StageCache {
   private checkpointDir(profile: string) {
     return join(this.dir, 'checkpoints', profile);
   }
-  checkpointPath(profile: string, stage: string, key: string) {
-    return join(this.checkpointDir(profile), `${stage}.${key}.img`);
+  checkpointPath(profile: string, stage: string, key: string, finished = false) {
+    return join(this.checkpointDir(profile), `${finished ? FINISHED : ''}${stage}.${key}.img`);
   }
 
   async loadOutputs(stage: string, key: string): Promise<Record<string, unknown> | undefined> {
@@ -38,21 +41,25 @@ export class StageCache {
     await rename(`${path}.tmp`, path);
   }
 
-  async hasCheckpoint(profile: string, stage: string, key: string): Promise<boolean> {
-    return stat(this.checkpointPath(profile, stage, key)).then(() => true, () => false);
+  async hasCheckpoint(profile: string, stage: string, key: string, finished = false): Promise<boolean> {
+    return stat(this.checkpointPath(profile, stage, key, finished)).then(() => true, () => false);
   }
 
   /**
    * Stores `image` as the checkpoint for (profile, stage, key). With `byLink` the
-   * file is hard-linked (it will not change again: the finished image), otherwise
-   * copied sparsely. Older checkpoints of the same stage are removed first so the
-   * host never holds two of them.
+   * file is hard-linked (the finished image: it will not change again) and only
+   * older finished images are removed; otherwise it is copied sparsely and every
+   * other intermediate checkpoint of the profile is removed first, so a build
+   * never holds more than the work image plus one copy of it (the disk budget).
    */
   async saveCheckpoint(profile: string, stage: string, key: string, image: string, opts: { byLink?: boolean } = {}): Promise<void> {
     const dir = this.checkpointDir(profile);
     await mkdir(dir, { recursive: true });
-    await this.prune(profile, stage);
-    const final = this.checkpointPath(profile, stage, key);
+    // Finished images (linked) replace older finished images; an intermediate checkpoint replaces
+    // every other intermediate one. Finished images are named after the finish stage.
+    const isFinished = (f: string) => f.startsWith(FINISHED);
+    await this.prune(profile, opts.byLink ? isFinished : (f) => !isFinished(f));
+    const final = this.checkpointPath(profile, stage, key, opts.byLink);
     const tmp = `${final}.partial`;
     await rm(tmp, { force: true });
     if (opts.byLink) {
@@ -67,10 +74,10 @@ export class StageCache {
     await rename(tmp, final);
   }
 
-  async prune(profile: string, stage: string): Promise<void> {
+  async prune(profile: string, remove: (file: string) => boolean): Promise<void> {
     const dir = this.checkpointDir(profile);
     for (const f of await readdir(dir).catch(() => [] as string[])) {
-      if (f.startsWith(`${stage}.`)) await rm(join(dir, f), { force: true });
+      if (remove(f)) await rm(join(dir, f), { force: true });
     }
   }
 

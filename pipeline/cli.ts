@@ -49,6 +49,7 @@ async function buildCommand(argv: {
   output: string;
   cache: string;
   installHostPackages: boolean;
+  profilesDir: string;
 }) {
   jsonMode = argv.json;
   if (argv.from && argv.only) throw new HnError('EUSAGE', '--from and --only cannot be combined: --only runs one stage, --from runs a stage and all after it', { exitCode: EXIT.usage });
@@ -57,7 +58,7 @@ async function buildCommand(argv: {
   const progress = progressMode(argv.json);
   const say = (line: string) => progress !== 'silent' && process.stderr.write(`hnforge: ${line}\n`);
   if (!argv.dryRun) {
-    const profile = await resolveProfile(profilesDir, argv.profile);
+    const profile = await resolveProfile(resolve(argv.profilesDir), argv.profile);
     const stages = stagesFor(profile.base);
     const { mkdir } = await import('node:fs/promises');
     await mkdir(cacheDir, { recursive: true });
@@ -67,6 +68,7 @@ async function buildCommand(argv: {
   const result = await build({
     profile: argv.profile,
     repoDir,
+    profilesDir: resolve(argv.profilesDir),
     cacheDir,
     outputDir: join(outputDir, argv.profile),
     dryRun: argv.dryRun,
@@ -110,6 +112,7 @@ export async function main(args: string[]): Promise<number> {
             .option('only', { type: 'string', describe: 'run up to this stage (from the nearest checkpoint) and stop, without sealing or publishing' })
             .option('output', { type: 'string', default: 'out', describe: 'directory for the finished image and its report (a subdirectory per profile)' })
             .option('cache', { type: 'string', default: '/var/cache/hnforge', describe: 'stage cache, package cache and build directory' })
+            .option('profiles-dir', { type: 'string', default: profilesDir, describe: 'directory holding the profiles' })
             .option('install-host-packages', { type: 'boolean', default: true, describe: 'apt-get install missing host tools before building' })
             .example('$0 build --profile hn-debian', 'build out/hn-debian/hn-root.img')
             .example('$0 build --profile hn-debian --dry-run', 'show what would run')

@@ -2,7 +2,7 @@
 // stages, key every stage, decide where to resume, run what is left, publish,
 // and always unwind what was acquired.
 
-import { mkdir, rm, rename, link, writeFile, stat } from 'node:fs/promises';
+import { mkdir, rm, rename, link, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StageCache } from './cache.ts';
 import type { BuildContext } from './context.ts';
@@ -21,6 +21,10 @@ import { writeReport, type BuildReport } from './report.ts';
 export interface BuildOptions {
   profile: string;
   repoDir: string;
+  /** Where profiles are read from (default: <repoDir>/profiles). */
+  profilesDir?: string;
+  /** Replaces the stage table (tests run the engine on small stage lists of their own). */
+  stages?: StageDef[];
   cacheDir: string;
   outputDir: string;
   dryRun?: boolean;
@@ -75,8 +79,8 @@ function pick(ctx: BuildContext, fields: ReadonlyArray<string>): Record<string, 
 }
 
 export async function build(opts: BuildOptions): Promise<BuildResult> {
-  const profile = await resolveProfile(join(opts.repoDir, 'profiles'), opts.profile);
-  const stages = stagesFor(profile.base);
+  const profile = await resolveProfile(opts.profilesDir ?? join(opts.repoDir, 'profiles'), opts.profile);
+  const stages = opts.stages ?? stagesFor(profile.base);
   const names = stages.map((s) => s.name);
   for (const requested of [opts.from, opts.only]) {
     if (requested && !names.includes(requested)) {
@@ -131,7 +135,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     const finish = work.at(-1)!;
     const limitName = opts.only ?? opts.from;
     const limit = limitName ? work.findIndex((s) => s.name === limitName) : work.length;
-    const finishedInCache = !limitName && (await cache.hasCheckpoint(profile.name, finish.name, keys.get(finish.name)!));
+    const finishedInCache = !limitName && (await cache.hasCheckpoint(profile.name, finish.name, keys.get(finish.name)!, true));
     let resumeAt = -1; // index in `work` of the checkpoint stage we restore from
     if (!finishedInCache) {
       for (let i = Math.min(limit, work.length) - 1; i >= 0; i--) {
@@ -167,7 +171,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
         Object.assign(ctx, (await cache.loadOutputs(s.name, keys.get(s.name)!)) ?? {});
         outcome(s.name).status = 'cached';
       }
-      await publish(ctx, cache.checkpointPath(profile.name, finish.name, keys.get(finish.name)!), result, started);
+      await publish(ctx, cache.checkpointPath(profile.name, finish.name, keys.get(finish.name)!, true), result, started);
       result.ok = true;
       return result;
     }
@@ -280,9 +284,15 @@ async function publish(ctx: BuildContext, image: string, result: BuildResult, st
   const partial = `${final}.partial`;
   await rm(partial, { force: true });
   try {
-    await link(image, partial);
-  } catch {
-    await run(cmd.copySparse(image, partial));
+    await link(image, partial).catch(() => run(cmd.copySparse(image, partial)));
+  } catch (e) {
+    await rm(partial, { force: true });
+    const fs = await statfs(ctx.outputDir).catch(() => undefined);
+    const full = fs !== undefined && fs.bavail * fs.bsize < (await stat(image)).blocks * 512;
+    if (full || /No space left/.test(String((e as HnError).details ?? ''))) {
+      throw new HnError('ENOSPACE', `no space left in ${ctx.outputDir} for the image (${((await stat(image)).blocks / 2048).toFixed(0)} MiB); free space or choose another --output`);
+    }
+    throw e;
   }
   await rename(partial, final);
   result.image = final;

@@ -46,6 +46,8 @@ export const debianBootstrap: StageDef = {
   title: 'Bootstrap the Debian base (mmdebstrap)',
   kind: 'mutate',
   tools: ['mmdebstrap'],
+  // A checkpoint here makes a changed package list, or an interrupted install, resume after the bootstrap.
+  checkpoint: true,
   bases: ['debian'],
   needsRoot: true,
   version: 1,

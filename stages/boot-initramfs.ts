@@ -1,0 +1,244 @@
+// The hnforge initramfs for the Debian base: busybox-static, the kernel modules
+// the profile lists (with their dependencies, from the image's own
+// /lib/modules), boot/init, boot/shutdown (the exitrd) and boot/hn-boot.sh.
+// Written into the image as /boot/initramfs-<version>.img with the
+// /boot/kernel and /boot/initramfs symlinks GRUB loads through.
+
+import { chmod, copyFile, lstat, mkdir, mkdtemp, open, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { need } from '../pipeline/context.ts';
+import { HnError } from '../pipeline/errors.ts';
+import type { Command } from '../pipeline/seam/command.ts';
+import { bootCmd } from '../pipeline/seam/boot-commands.ts';
+import type { RunOptions, RunResult } from '../pipeline/seam/run.ts';
+import type { StageDef } from '../pipeline/stage.ts';
+
+declare module '../pipeline/context.ts' {
+  interface BuildContext {
+    /** Kernel version the image boots (its /boot/kernel target). */
+    kernelVersion?: string;
+    /** Path inside the image of the initramfs this build wrote (/boot/initramfs-<ver>.img). */
+    initramfs?: string;
+  }
+}
+
+export const BOOT_FILES = ['boot/init', 'boot/shutdown', 'boot/hn-boot.sh'] as const;
+
+type Runner = (command: Command, opts?: Omit<RunOptions, 'signal'>) => Promise<RunResult>;
+
+export interface InitramfsOptions {
+  /** The image tree: busybox comes from it, the initramfs and symlinks are written into its /boot. */
+  root: string;
+  /** Tree holding lib/modules/<version> (default: root). */
+  modulesRoot?: string;
+  /** Default: the only (or newest) version with both /boot/vmlinuz-<v> and /lib/modules/<v>. */
+  kernelVersion?: string;
+  /** Module names as the profile lists them; dependencies are added, built-ins skipped. */
+  modules: readonly string[];
+  /** Repository directory (boot/ files). */
+  repoDir: string;
+  /** Scratch directory (a staging tree is made and removed below it). */
+  workDir: string;
+  /** Free text written to /etc/hn-initramfs-id and printed at boot. */
+  id?: string;
+  /** mtime of every archived file (reproducible output). */
+  epoch?: number;
+  run: Runner;
+  log?: (line: string) => void;
+}
+
+export interface InitramfsResult {
+  kernelVersion: string;
+  /** Absolute path of the written file. */
+  path: string;
+  /** Module files loaded at boot, in order (relative to lib/modules/<version>). */
+  moduleFiles: string[];
+  /** Profile modules that are built into this kernel. */
+  builtin: string[];
+  /** Profile modules this kernel does not have at all. */
+  missing: string[];
+  bytes: number;
+}
+
+const norm = (name: string) => name.replace(/-/g, '_');
+const modName = (path: string) => norm(path.slice(path.lastIndexOf('/') + 1).replace(/\.ko(\.(xz|gz|zst))?$/, ''));
+
+/** True if the ELF file at `path` has no program interpreter (statically linked). */
+export async function isStaticElf(path: string): Promise<boolean> {
+  const fh = await open(path, 'r');
+  try {
+    const head = Buffer.alloc(64);
+    await fh.read(head, 0, 64, 0);
+    if (head.readUInt32BE(0) !== 0x7f454c46 || head[4] !== 2) return false; // ELF64 only
+    const phoff = Number(head.readBigUInt64LE(32));
+    const phentsize = head.readUInt16LE(54);
+    const phnum = head.readUInt16LE(56);
+    const table = Buffer.alloc(phentsize * phnum);
+    await fh.read(table, 0, table.length, phoff);
+    for (let i = 0; i < phnum; i++) if (table.readUInt32LE(i * phentsize) === 3 /* PT_INTERP */) return false;
+    return true;
+  } finally {
+    await fh.close();
+  }
+}
+
+async function exists(path: string) {
+  return lstat(path).then(() => true, () => false);
+}
+
+export async function detectKernelVersion(root: string, modulesRoot = root): Promise<string> {
+  const boot = await readdir(join(root, 'boot')).catch(() => [] as string[]);
+  const mods = new Set(await readdir(join(modulesRoot, 'lib/modules')).catch(() => [] as string[]));
+  const versions = boot
+    .filter((f) => f.startsWith('vmlinuz-'))
+    .map((f) => f.slice('vmlinuz-'.length))
+    .filter((v) => mods.has(v))
+    .sort((a, b) => a.localeCompare(b, undefined, { numeric: true }));
+  const v = versions.at(-1);
+  if (!v) throw new HnError('ENOKERNEL', `no kernel with modules in ${root} (need /boot/vmlinuz-<v> and /lib/modules/<v>); add linux-image-amd64 to the profile`);
+  return v;
+}
+
+/**
+ * Resolves module names to files in load order (dependencies first) from
+ * modules.dep; names in modules.builtin are skipped.
+ */
+export function resolveModules(names: readonly string[], modulesDep: string, modulesBuiltin: string) {
+  const deps = new Map<string, { file: string; deps: string[] }>();
+  for (const line of modulesDep.split('\n')) {
+    const m = /^([^:]+):\s*(.*)$/.exec(line);
+    if (!m) continue;
+    const file = m[1]!;
+    deps.set(modName(file), { file, deps: m[2]!.split(/\s+/).filter(Boolean) });
+  }
+  const builtinSet = new Set(modulesBuiltin.split('\n').filter(Boolean).map(modName));
+  const byFile = new Map([...deps.values()].map((d) => [d.file, d]));
+  const order: string[] = [];
+  const seen = new Set<string>();
+  const visit = (file: string) => {
+    if (seen.has(file)) return;
+    seen.add(file);
+    for (const d of byFile.get(file)?.deps ?? []) visit(d);
+    order.push(file);
+  };
+  const builtin: string[] = [];
+  const missing: string[] = [];
+  for (const name of names) {
+    const entry = deps.get(norm(name));
+    if (entry) visit(entry.file);
+    else if (builtinSet.has(norm(name))) builtin.push(name);
+    else missing.push(name);
+  }
+  return { files: order, builtin, missing };
+}
+
+async function listTree(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { recursive: true });
+  return entries.map((e) => e.toString()).sort();
+}
+
+export async function buildInitramfs(opts: InitramfsOptions): Promise<InitramfsResult> {
+  const log = opts.log ?? (() => {});
+  const modulesRoot = opts.modulesRoot ?? opts.root;
+  const version = opts.kernelVersion ?? (await detectKernelVersion(opts.root, modulesRoot));
+  const modDir = join(modulesRoot, 'lib/modules', version);
+
+  let busybox: string | undefined;
+  for (const p of ['usr/bin/busybox', 'bin/busybox']) if (await exists(join(opts.root, p))) busybox = join(opts.root, p);
+  if (!busybox) throw new HnError('ENOBUSYBOX', `no busybox in ${opts.root}; add busybox-static to the profile packages`);
+  if (!(await isStaticElf(busybox))) {
+    throw new HnError('ENOBUSYBOX', `${busybox} is dynamically linked; the initramfs needs busybox-static (not busybox) in the profile packages`);
+  }
+
+  await opts.run(bootCmd.depmod(modulesRoot, version));
+  const modulesDep = await readFile(join(modDir, 'modules.dep'), 'utf8');
+  const modulesBuiltin = await readFile(join(modDir, 'modules.builtin'), 'utf8').catch(() => '');
+  const resolved = resolveModules(opts.modules, modulesDep, modulesBuiltin);
+  if (resolved.builtin.length) log(`built into ${version}: ${resolved.builtin.join(' ')}`);
+  if (resolved.missing.length) log(`WARNING: not in ${version} (skipped): ${resolved.missing.join(' ')}`);
+  for (const essential of ['loop']) {
+    if (resolved.missing.includes(essential)) throw new HnError('EKMOD', `kernel ${version} has no ${essential} module and does not build it in; it cannot boot an image file`);
+  }
+
+  const stage = await mkdtemp(join(opts.workDir, 'initramfs-'));
+  try {
+    const s = (p: string) => join(stage, p);
+    for (const d of ['bin', 'dev', 'proc', 'sys', 'run', 'tmp', 'etc', 'lib', 'newroot', 'hostpart', `lib/modules/${version}`]) {
+      await mkdir(s(d), { recursive: true });
+    }
+    await symlink('bin', s('sbin'));
+    await symlink('.', s('usr'));
+    await copyFile(busybox, s('bin/busybox'));
+    await chmod(s('bin/busybox'), 0o755);
+    const { stdout } = await opts.run(bootCmd.busyboxList(busybox), { capture: true });
+    for (const applet of stdout.split('\n').map((l) => l.trim()).filter(Boolean)) {
+      if (applet === 'busybox' || applet.includes('/')) continue;
+      await symlink('busybox', s(`bin/${applet}`)).catch(() => {});
+    }
+    await copyFile(join(opts.repoDir, 'boot/init'), s('init'));
+    await copyFile(join(opts.repoDir, 'boot/shutdown'), s('shutdown'));
+    await copyFile(join(opts.repoDir, 'boot/hn-boot.sh'), s('lib/hn-boot.sh'));
+    await chmod(s('init'), 0o755);
+    await chmod(s('shutdown'), 0o755);
+    for (const f of resolved.files) {
+      await mkdir(dirname(s(`lib/modules/${version}/${f}`)), { recursive: true });
+      await copyFile(join(modDir, f), s(`lib/modules/${version}/${f}`));
+    }
+    await writeFile(s('etc/hn-modules'), resolved.files.join('\n') + '\n');
+    await writeFile(s('etc/hn-initramfs-id'), `${opts.id ?? version}\n`);
+    // The kernel opens /dev/console before /init runs; without the node /init has no output.
+    await opts.run({ file: 'mknod', args: ['-m', '600', s('dev/console'), 'c', '5', '1'], timeoutMs: 10_000 });
+    await opts.run(bootCmd.touchTree(stage, opts.epoch ?? 0));
+
+    const out = join(opts.root, 'boot', `initramfs-${version}.img`);
+    const cpioFile = join(opts.workDir, `initramfs-${version}.cpio`);
+    await opts.run(bootCmd.cpioCreate(stage, cpioFile, await listTree(stage)));
+    await opts.run(bootCmd.gzip(cpioFile));
+    await mkdir(join(opts.root, 'boot'), { recursive: true });
+    await copyFile(`${cpioFile}.gz`, out);
+    await rm(`${cpioFile}.gz`, { force: true });
+
+    for (const [link, target] of [['boot/initramfs', `initramfs-${version}.img`], ['boot/kernel', `vmlinuz-${version}`]] as const) {
+      await rm(join(opts.root, link), { force: true });
+      await symlink(target, join(opts.root, link));
+    }
+    // The image's side of the hand-over: init moves the host partition here.
+    await mkdir(join(opts.root, 'hostpart'), { recursive: true });
+    const bytes = (await stat(out)).size;
+    log(`initramfs-${version}.img: ${bytes} bytes, ${resolved.files.length} modules`);
+    return { kernelVersion: version, path: out, moduleFiles: resolved.files, builtin: resolved.builtin, missing: resolved.missing, bytes };
+  } finally {
+    await rm(stage, { recursive: true, force: true });
+  }
+}
+
+export const bootInitramfs: StageDef = {
+  name: 'boot-initramfs',
+  title: 'Build the boot-chain initramfs (busybox, hn-boot.sh, exitrd)',
+  kind: 'mutate',
+  bases: ['debian'],
+  needsRoot: true,
+  version: 1,
+  inputs: (ctx) => ({ modules: ctx.profile.boot.modules, hostpartFilesystems: ctx.profile.boot.hostpartFilesystems }),
+  files: (ctx) => BOOT_FILES.map((f) => join(ctx.repoDir, f)),
+  outputs: ['kernelVersion', 'initramfs'],
+  plan: (ctx) => [
+    `depmod -b ${ctx.root ?? '<root>'} <kernel version>`,
+    `initramfs: busybox-static + ${ctx.profile.boot.modules.length} modules (+ dependencies) + boot/init, boot/shutdown, boot/hn-boot.sh`,
+    'write /boot/initramfs-<version>.img; ln -s initramfs-<version>.img /boot/initramfs; ln -s vmlinuz-<version> /boot/kernel',
+  ],
+  async run(ctx, io) {
+    const root = need(ctx, 'root');
+    const result = await buildInitramfs({
+      root,
+      modules: ctx.profile.boot.modules,
+      repoDir: ctx.repoDir,
+      workDir: ctx.buildDir,
+      id: `${ctx.profile.name}`,
+      epoch: Number(process.env.SOURCE_DATE_EPOCH ?? 0),
+      run: (command, opts) => io.run(command, opts),
+      log: (line) => io.log(line),
+    });
+    return { kernelVersion: result.kernelVersion, initramfs: `/boot/initramfs-${result.kernelVersion}.img` };
+  },
+};

@@ -28,6 +28,7 @@ const gentooSchema = z.strictObject({
   repository: z.strictObject({
     snapshot: z.string().regex(/^\d{8}$/).optional(),
     gitCommit: z.string().regex(/^[0-9a-f]{40}$/).optional(),
+    snapshotKeyFingerprint: z.string().regex(/^[0-9A-F]{40}$/).optional().describe('OpenPGP fingerprint the snapshot signature must match; default: Gentoo repository snapshot key DCD05B71EAB94199527F44ACDB6B8C1F96D8BF6D'),
   }),
   binhost: z.strictObject({ enabled: z.boolean(), url: z.string().url(), requireSignature: z.boolean() }),
   makeConf: z.record(z.string(), z.string()),

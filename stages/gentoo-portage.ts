@@ -38,7 +38,7 @@ export const gentooPortage: StageDef = {
     const lines: string[] = [];
     if (g.repository.snapshot) {
       const u = snapshotUrls(g.mirrors[0]!, g.repository.snapshot);
-      lines.push(`repository: ${u.tarball} signed by ${GENTOO_SNAPSHOT_KEY} (${u.signature})`);
+      lines.push(`repository: ${u.tarball} signed by ${g.repository.snapshotKeyFingerprint ?? GENTOO_SNAPSHOT_KEY} (${u.signature})`);
       lines.push(formatCommand(gentooCmd.tarExtract('<snapshot>.tar', join(root, REPO_LOCATION), { stripComponents: 1 })));
     } else if (g.repository.gitCommit) {
       lines.push(`repository: ${GENTOO_GIT_URL} at commit ${g.repository.gitCommit} (commit signature checked)`);
@@ -60,7 +60,7 @@ export const gentooPortage: StageDef = {
     if (g.repository.snapshot) {
       io.progress(`repository snapshot ${g.repository.snapshot}`);
       const snap = await fetchVerifiedSnapshot({
-        mirrors: g.mirrors, date: g.repository.snapshot, fingerprint: GENTOO_SNAPSHOT_KEY,
+        mirrors: g.mirrors, date: g.repository.snapshot, fingerprint: g.repository.snapshotKeyFingerprint ?? GENTOO_SNAPSHOT_KEY,
         keyringFile: keyringFile(ctx), cacheDir: ctx.cacheDir, tmpDir: tmp, runner: io.run, log: io.log, signal: io.signal,
       });
       io.log(`repository snapshot verified: ${snap.url} sha512 ${snap.sha512}`);

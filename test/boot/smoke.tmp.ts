@@ -1,0 +1,18 @@
+import { buildTestImage, TEST_GRUB, listHostpart, hostpartState } from './fixtures.ts';
+import { provision } from '../../pipeline/provision.ts';
+import { bootDisk } from '../../pipeline/qemu.ts';
+import { rm } from 'node:fs/promises';
+const w = '/tmp/smoke';
+let t = Date.now();
+const a = await buildTestImage({ workDir: w, id: 'A', flavour: 'cloud-amd64', out: `${w}/A.img` });
+console.log('image', a.bytes, a.initramfs.bytes, a.initramfs.moduleFiles, a.initramfs.builtin, a.initramfs.missing, Date.now() - t);
+t = Date.now();
+await rm(`${w}/disk.img`, { force: true });
+const p = await provision({ disk: `${w}/disk.img`, image: a.path, hostpartFs: 'ext4', yes: true, sizeBytes: 320 * 2 ** 20, grub: TEST_GRUB, hostpartFiles: { 'data/precious': 'gold\n' }, log: console.log });
+console.log('provision', Date.now() - t);
+const d = { path: `${w}/disk.img`, efiOffset: p.efiOffsetBytes!, hostpartOffset: p.hostpartOffsetBytes! };
+console.log(await listHostpart(d));
+const r = await bootDisk({ disk: d.path, logFile: `${w}/serial.log`, timeoutMs: 90_000 });
+console.log(r.end, r.durationMs, r.error);
+for (const m of r.markers) console.log(m.atMs, m.line);
+console.log(await listHostpart(d), await hostpartState(d));

@@ -14,14 +14,20 @@ import type { StageDef } from '../pipeline/stage.ts';
 import { DISTDIR, OVERLAY_LOCATION, PKGDIR } from '../pipeline/gentoo/portage-config.ts';
 import { mkdirInRoot } from '../pipeline/gentoo/safe-fs.ts';
 import { gentooCachePaths } from '../pipeline/gentoo/stage3.ts';
+import { assembleOverlay, NODE_FILES } from '../pipeline/gentoo/overlay.ts';
 
-export function gentooBindMounts(ctx: { cacheDir: string; repoDir: string }) {
+/** The overlay as bound into the image: portage-overlay/ plus the node package's files (see overlay.ts). */
+export function assembledOverlayDir(ctx: { buildDir: string }): string {
+  return join(ctx.buildDir, 'gentoo', 'overlay');
+}
+
+export function gentooBindMounts(ctx: { cacheDir: string; buildDir: string }) {
   const c = gentooCachePaths(ctx.cacheDir);
   return [
     { source: c.distfiles, image: DISTDIR, readOnly: false },
     { source: c.binpkgs, image: PKGDIR, readOnly: false },
     { source: c.genkernel, image: '/var/cache/genkernel', readOnly: false },
-    { source: join(ctx.repoDir, 'portage-overlay'), image: OVERLAY_LOCATION, readOnly: true },
+    { source: assembledOverlayDir(ctx), image: OVERLAY_LOCATION, readOnly: true },
   ];
 }
 
@@ -33,13 +39,17 @@ export const gentooBinds: StageDef = {
   needsRoot: true,
   version: 1,
   tools: ['mount', 'umount'],
-  plan: (ctx) =>
-    gentooBindMounts(ctx).map((b) =>
+  plan: (ctx) => [
+    `assemble ${assembledOverlayDir(ctx)} from portage-overlay/ and ${NODE_FILES.map((f) => f.from).join(', ')}`,
+    ...gentooBindMounts(ctx).map((b) =>
       formatCommand(cmd.mount(b.source, join(ctx.buildDir, 'root', b.image), { bind: true, options: b.readOnly ? ['ro'] : undefined })),
     ),
+  ],
   async run(ctx, io) {
     const root = need(ctx, 'root');
     const held: Held[] = [];
+    const overlay = await assembleOverlay(ctx.repoDir, assembledOverlayDir(ctx));
+    io.log(`overlay assembled; node package files: ${overlay.included.join(', ')}${overlay.missing.length ? `; not in the repository yet: ${overlay.missing.join(', ')}` : ''}`);
     for (const b of gentooBindMounts(ctx)) {
       if (!b.readOnly) await mkdir(b.source, { recursive: true });
       const target = await mkdirInRoot(root, b.image);

@@ -1,0 +1,222 @@
+// [contract][root] The Gentoo stages in order, for real, on a synthetic stage3
+// served by a local mirror: fetch + verify, scan + unpack, pinned repository
+// snapshot + portage configuration, the lead's chroot-enter, cache binds,
+// emerge and genkernel stand-ins run inside the chroot, unbind, Gentoo scrub,
+// chroot-leave. The image root is a plain directory here, not a loop-mounted
+// image (the engine's image stages are tested on their own).
+// NOT verified here: real emerge/genkernel behaviour, Gentoo's real stage3
+// contents, the binhost, a kernel that boots; see README "Gentoo: what is
+// verified where".
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { lstat, mkdir, readFile, readdir, readlink, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { BuildContext } from '../../pipeline/context.ts';
+import { HnError } from '../../pipeline/errors.ts';
+import { profileSchema, type ResolvedProfile } from '../../pipeline/profile-schema.ts';
+import { run } from '../../pipeline/seam/run.ts';
+import { ResourceStack } from '../../pipeline/seam/resources.ts';
+import type { StageDef } from '../../pipeline/stage.ts';
+import { openStageIO } from '../../pipeline/stage-io.ts';
+import { chrootEnter, chrootLeave } from '../../stages/chroot.ts';
+import { gentooBinds, gentooUnbind } from '../../stages/gentoo-binds.ts';
+import { gentooEmerge } from '../../stages/gentoo-emerge.ts';
+import { gentooKernel } from '../../stages/gentoo-kernel.ts';
+import { gentooPortage } from '../../stages/gentoo-portage.ts';
+import { gentooScrub } from '../../stages/gentoo-scrub.ts';
+import { gentooStage3 } from '../../stages/gentoo-stage3.ts';
+import { gentooUnpack } from '../../stages/gentoo-unpack.ts';
+import { HOOK_BEGIN, LINUXRC_ANCHOR } from '../../pipeline/gentoo/kernel.ts';
+import { IS_ROOT, KV, REPO, makeTestKey, publishSnapshot, publishStage3, serveMirror, stage3Entries, tempDir, type Mirror, type TestKey } from './fixtures.ts';
+
+const PORTAGE_PROFILE = 'default/linux/amd64/23.0/systemd';
+const SNAPSHOT = '20260501';
+
+function testProfile(mirror: string, key: TestKey): ResolvedProfile {
+  return profileSchema.parse({
+    name: 'gentoo-contract',
+    description: 'contract test profile',
+    base: 'gentoo',
+    image: { sizeGiB: 2, filesystem: 'ext4', label: 'hn-root', fileName: 'hn-root.img' },
+    packages: ['net-misc/openssh'],
+    layout: { hostname: 'hn-unconfigured', directories: ['/hostpart'] },
+    boot: { modules: ['loop'], hostpartFilesystems: ['btrfs', 'ext4'] },
+    gentoo: {
+      variant: 'systemd',
+      mirrors: [mirror],
+      stage3: 'latest',
+      releaseKeyFingerprint: key.fingerprint,
+      keyring: key.publicKeyFile,
+      portageProfile: PORTAGE_PROFILE,
+      repository: { snapshot: SNAPSHOT, snapshotKeyFingerprint: key.fingerprint },
+      binhost: { enabled: true, url: 'https://binhost.invalid/releases/amd64/binpackages/23.0/x86-64/', requireSignature: true },
+      makeConf: { COMMON_FLAGS: '-O2 -pipe', CFLAGS: '${COMMON_FLAGS}' },
+      buildOnlyMakeConf: { MAKEOPTS: '-j2' },
+      use: { 'app-emulation/libvirt': ['qemu', 'lxc', 'virt-network'] },
+      acceptKeywords: { 'app-containers/docker': ['~amd64'] },
+      licenses: {},
+      packages: ['app-containers/lxc', 'app-emulation/qemu', 'app-containers/docker', 'sys-kernel/genkernel'],
+    },
+  });
+}
+
+interface Harness {
+  ctx: BuildContext;
+  progress: string[];
+  run(stage: StageDef): Promise<void>;
+}
+
+async function harness(profile: ResolvedProfile, base: string): Promise<Harness> {
+  const buildDir = join(base, 'build');
+  const root = join(buildDir, 'root');
+  await mkdir(join(buildDir, 'logs'), { recursive: true });
+  await mkdir(root, { recursive: true });
+  const ctx: BuildContext = {
+    profile, repoDir: REPO, buildDir, cacheDir: join(base, 'cache'), outputDir: join(base, 'out'),
+    stack: new ResourceStack(), dryRun: false, root,
+  };
+  const progress: string[] = [];
+  const abort = new AbortController();
+  return {
+    ctx,
+    progress,
+    async run(stage) {
+      const io = openStageIO(join(buildDir, 'logs', `${stage.name}.log`), abort.signal, (t) => progress.push(t));
+      try {
+        Object.assign(ctx, (await stage.run(ctx, io)) ?? {});
+      } finally {
+        await io.close();
+      }
+    },
+  };
+}
+
+const mountsUnder = async (dir: string) => (await readFile('/proc/mounts', 'utf8')).split('\n').filter((l) => l.split(' ')[1]?.startsWith(dir));
+
+describe.skipIf(!IS_ROOT)('[contract][root] Gentoo stages end to end on a synthetic stage3 (stand-ins for emerge and genkernel)', () => {
+  let key: TestKey;
+  let mirrorRoot: string;
+  let mirror: Mirror;
+  const dirs: string[] = [];
+
+  beforeAll(async () => {
+    key = await makeTestKey();
+    mirrorRoot = await tempDir('hnforge-mirror-');
+    mirror = await serveMirror(mirrorRoot);
+    await publishSnapshot(mirrorRoot, key, SNAPSHOT, PORTAGE_PROFILE);
+  });
+  afterAll(async () => {
+    await mirror?.close();
+    for (const d of [mirrorRoot, key?.home, ...dirs]) if (d) await rm(d, { recursive: true, force: true });
+  });
+
+  it('fetches, verifies, unpacks, configures, runs the stand-ins in the chroot and scrubs', async () => {
+    await publishStage3(mirrorRoot, key);
+    const base = await tempDir('hnforge-gentoo-e2e-');
+    dirs.push(base);
+    const h = await harness(testProfile(mirror.url, key), base);
+    const root = h.ctx.root!;
+    try {
+      await h.run(gentooStage3);
+      expect(h.ctx.gentooStage3?.sha512).toMatch(/^[0-9a-f]{128}$/);
+
+      await h.run(gentooUnpack);
+      // Owners, modes, hard links, device nodes, xattrs preserved; symlinks as stored.
+      expect((await stat(join(root, 'var/lib/portage/owned-by-250'))).uid).toBe(250);
+      expect((await stat(join(root, 'usr/bin/suid-standin'))).mode & 0o7777).toBe(0o4755);
+      expect((await stat(join(root, 'usr/bin/hardlinked'))).ino).toBe((await stat(join(root, 'usr/bin/suid-standin'))).ino);
+      expect((await lstat(join(root, 'dev/null'))).isCharacterDevice()).toBe(true);
+      expect(await readlink(join(root, 'etc/localtime'))).toBe('/usr/share/zoneinfo/UTC');
+      const { stdout: xattr } = await run(
+        { file: 'python3', args: ['-c', 'import os,sys; print(os.getxattr(sys.argv[1], "user.hnforge").decode())', join(root, 'usr/bin/with-xattr')], timeoutMs: 10_000 },
+        { capture: true },
+      );
+      expect(xattr.trim()).toBe('kept');
+      expect(await readdir(join(h.ctx.buildDir, 'gentoo'))).not.toContain('stage3.tar');
+
+      await h.run(gentooPortage);
+      expect(await readFile(join(root, 'var/db/repos/gentoo/profiles/repo_name'), 'utf8')).toBe('gentoo\n');
+      expect(await readlink(join(root, 'etc/portage/make.profile'))).toBe(`../../var/db/repos/gentoo/profiles/${PORTAGE_PROFILE}`);
+      expect(await readFile(join(root, 'etc/portage/binrepos.conf/gentoobinhost.conf'), 'utf8')).toContain('sync-uri = https://binhost.invalid/');
+
+      await h.run(chrootEnter);
+      await h.run(gentooBinds);
+      await h.run(gentooEmerge);
+      const log = join(root, 'var/log/hnforge-standin');
+      expect(await readFile(join(log, 'getuto.args'), 'utf8')).toBe('\n');
+      const args = (await readFile(join(log, 'emerge-0.args'), 'utf8')).trim().split(' ');
+      expect(args).toEqual(expect.arrayContaining(['--ask=n', '--update', '--deep', '--newuse', '@world', 'app-containers/lxc', 'net-misc/openssh']));
+      const env = await readFile(join(log, 'emerge-0.env'), 'utf8');
+      expect(env).toContain('PATH=/usr/sbin:/usr/bin:/sbin:/bin');
+      expect(env).not.toMatch(/^GNUPGHOME=/m);
+      expect(h.progress).toContain('package 1 of 5: app-containers/lxc-1.0');
+      expect(h.progress).toContain('package 5 of 5: net-misc/openssh-1.0');
+      expect(h.ctx.gentooEmerged).toEqual(expect.arrayContaining(['app-containers/lxc-1.0', 'sys-apps/baselayout-2.17']));
+
+      await h.run(gentooKernel);
+      const gk = (await readFile(join(log, 'genkernel.args'), 'utf8')).trim().split(' ');
+      expect(gk).toEqual(expect.arrayContaining([
+        '--linuxrc=/var/tmp/hnforge/linuxrc', '--initramfs-overlay=/var/tmp/hnforge/initramfs-overlay',
+        '--kernel-config=/var/tmp/hnforge/kernel.config', '--btrfs', '--e2fsprogs', '--makeopts=-j2', 'all',
+      ]));
+      const used = (await readFile(join(log, 'linuxrc.used'), 'utf8')).split('\n');
+      expect(used.indexOf(HOOK_BEGIN)).toBeGreaterThan(0);
+      expect(used.indexOf(LINUXRC_ANCHOR)).toBeGreaterThan(used.indexOf(HOOK_BEGIN));
+      expect(await readFile(join(root, 'var/tmp/hnforge/initramfs-overlay/lib/hn-boot.sh'), 'utf8')).toBe(await readFile(join(REPO, 'boot/hn-boot.sh'), 'utf8'));
+      expect(await readlink(join(root, 'boot/kernel'))).toBe(`vmlinuz-${KV}`);
+      expect(await readlink(join(root, 'boot/initramfs'))).toBe(`initramfs-${KV}.img`);
+      expect(h.ctx.gentooKernel).toEqual({ kernel: `vmlinuz-${KV}`, initramfs: `initramfs-${KV}.img`, version: KV });
+
+      await h.run(gentooUnbind);
+      // What emerge fetched went to the host cache, not into the image.
+      expect(await readdir(join(h.ctx.cacheDir, 'gentoo/distfiles'))).toContain('app-containers_lxc-1.0.tar.gz');
+      expect(await readdir(join(root, 'var/cache/distfiles'))).toEqual([]);
+      expect(await readdir(join(root, 'var/db/repos/hnforge'))).toEqual([]);
+
+      await h.run(gentooScrub);
+      await expect(stat(join(root, 'etc/portage/hnforge-build.conf'))).rejects.toThrow();
+      await expect(stat(join(root, 'etc/portage/binrepos.conf/gentoobinhost.conf'))).rejects.toThrow();
+      await expect(stat(join(root, 'var/tmp/hnforge'))).rejects.toThrow();
+      const makeConf = await readFile(join(root, 'etc/portage/make.conf'), 'utf8');
+      expect(makeConf).toContain('COMMON_FLAGS="-O2 -pipe"');
+      expect(makeConf).not.toContain('hnforge-build.conf');
+
+      await h.run(chrootLeave);
+      expect(await mountsUnder(root)).toEqual([]);
+    } finally {
+      const { failed } = await h.ctx.stack.unwind();
+      expect(failed).toEqual([]);
+      expect(await mountsUnder(root)).toEqual([]);
+    }
+  });
+
+  for (const [label, extra] of [
+    ['a member named ../escape', [{ name: '../escape', content: 'x' }]],
+    ['an absolute member name', [{ name: '/etc/cron.d/evil', content: 'x' }]],
+    ['a symlink to / followed by a member through it', [{ name: './var/evil', type: 'symlink', linkname: '/' }, { name: './var/evil/root/.ssh/authorized_keys', content: 'x' }]],
+    ['a hard link to a file outside the root', [{ name: './usr/bin/shadow', type: 'link', linkname: '../../etc/shadow' }]],
+  ] as const) {
+    it(`refuses a correctly signed stage3 with ${label}: EGENTOO_TAR_UNSAFE, nothing unpacked`, async () => {
+      await publishStage3(mirrorRoot, key, { entries: stage3Entries([...extra]) });
+      const base = await tempDir('hnforge-gentoo-unsafe-');
+      dirs.push(base);
+      const h = await harness(testProfile(mirror.url, key), base);
+      try {
+        await h.run(gentooStage3);
+        let code = 'no error';
+        let message = '';
+        await h.run(gentooUnpack).catch((e) => {
+          code = e instanceof HnError ? e.code : String(e);
+          message = String(e.message);
+        });
+        expect(code).toBe('EGENTOO_TAR_UNSAFE');
+        expect(message).toMatch(/would write outside the image/);
+        expect(await readdir(h.ctx.root!)).toEqual([]);
+        await expect(stat(join(base, 'escape'))).rejects.toThrow();
+        expect(await readdir(join(h.ctx.buildDir, 'gentoo'))).not.toContain('stage3.tar');
+      } finally {
+        await h.ctx.stack.unwind();
+      }
+    });
+  }
+});

@@ -265,6 +265,9 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
 async function saveCheckpoint(ctx: BuildContext, cache: StageCache, stage: string, key: string) {
   const image = join(ctx.buildDir, ctx.profile.image.fileName);
   if (ctx.root) {
+    // Trim first: blocks freed inside the image (deleted .debs, dpkg temp files) would
+    // otherwise still be allocated in the file and be copied into the snapshot.
+    await run(cmd.fstrim(ctx.root));
     await run(cmd.sync());
     await run(cmd.fsfreeze(ctx.root, true));
     try {

@@ -1,0 +1,51 @@
+// The Gentoo base profile resolves, and every Gentoo stage's dry-run plan names
+// what the issue asks for: stage3 URL and key, portage files, emerge and
+// genkernel command lines. Runs nothing.
+
+import { describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import type { BuildContext } from '../../pipeline/context.ts';
+import { resolveProfile } from '../../pipeline/profiles.ts';
+import { ResourceStack } from '../../pipeline/seam/resources.ts';
+import { gentooBinds, gentooUnbind } from '../../stages/gentoo-binds.ts';
+import { gentooEmerge } from '../../stages/gentoo-emerge.ts';
+import { gentooKernel } from '../../stages/gentoo-kernel.ts';
+import { gentooPortage } from '../../stages/gentoo-portage.ts';
+import { gentooScrub } from '../../stages/gentoo-scrub.ts';
+import { gentooStage3 } from '../../stages/gentoo-stage3.ts';
+import { gentooUnpack } from '../../stages/gentoo-unpack.ts';
+import { REPO } from './fixtures.ts';
+
+async function ctx(): Promise<BuildContext> {
+  const profile = await resolveProfile(join(REPO, 'profiles'), 'gentoo-base', { allowAbstract: true });
+  return { profile, repoDir: REPO, buildDir: '/var/cache/hnforge/build/hn', cacheDir: '/var/cache/hnforge', outputDir: '/out', stack: new ResourceStack(), dryRun: true };
+}
+
+describe('gentoo-base profile and dry-run plans', () => {
+  it('resolves with the release key, a pinned repository and the node packages', async () => {
+    const c = await ctx();
+    expect(c.profile.base).toBe('gentoo');
+    expect(c.profile.gentoo?.releaseKeyFingerprint).toBe('13EBBDBEDE7A12775DFDB1BABB572E0E2D182910');
+    expect(c.profile.gentoo?.repository.snapshot).toMatch(/^\d{8}$/);
+    expect(c.profile.gentoo?.packages).toEqual(expect.arrayContaining(['net-fs/xtreemfs', 'sys-apps/hnforge-node', 'sys-kernel/genkernel']));
+  });
+
+  it('plans name the stage3 URL and key, the portage files, the emerge and genkernel command lines', async () => {
+    const c = await ctx();
+    c.gentooStage3 = {
+      url: 'https://distfiles.gentoo.org/releases/amd64/autobuilds/20261122T170000Z/stage3-amd64-systemd-20261122T170000Z.tar.xz',
+      fingerprint: '13EBBDBEDE7A12775DFDB1BABB572E0E2D182910',
+    };
+    const plan = [gentooStage3, gentooUnpack, gentooPortage, gentooBinds, gentooEmerge, gentooKernel, gentooUnbind, gentooScrub].flatMap((s) => s.plan!(c)).join('\n');
+    expect(plan).toContain('stage3: https://distfiles.gentoo.org/releases/amd64/autobuilds/20261122T170000Z/stage3-amd64-systemd-20261122T170000Z.tar.xz');
+    expect(plan).toContain('must verify with key 13EBBDBEDE7A12775DFDB1BABB572E0E2D182910');
+    expect(plan).toContain('write /etc/portage/make.conf:');
+    expect(plan).toContain('write /etc/portage/binrepos.conf/gentoobinhost.conf (build only, removed by the scrub):');
+    expect(plan).toContain('snapshots/gentoo-20261125.tar.xz signed by DCD05B71EAB94199527F44ACDB6B8C1F96D8BF6D');
+    expect(plan).toMatch(/chroot \/var\/cache\/hnforge\/build\/hn\/root getuto/);
+    expect(plan).toMatch(/chroot \/var\/cache\/hnforge\/build\/hn\/root emerge --ask=n .* @world app-containers\/lxc .* sys-kernel\/linux-firmware/);
+    expect(plan).toMatch(/chroot \/var\/cache\/hnforge\/build\/hn\/root genkernel .*--linuxrc=\/var\/tmp\/hnforge\/linuxrc .*--initramfs-overlay=\/var\/tmp\/hnforge\/initramfs-overlay .* all/);
+    expect(plan).toContain('tar xpf');
+    expect(plan).toContain("'--xattrs-include=*.*' --numeric-owner");
+  });
+});

@@ -24,9 +24,13 @@ export async function missingTools(stages: StageDef[]): Promise<string[]> {
   return missing;
 }
 
-/** Free space the build needs in the cache: the image's expected used blocks twice over, capped by its size. */
+/**
+ * Free space the build needs under the cache: the work image and one checkpoint
+ * of it, each at most ~15% of the apparent size for a node image (hn-debian:
+ * 1.3 GiB used of 15 GiB), and at least 2 GiB for packages and logs.
+ */
 export function requiredBytes(profile: ResolvedProfile): number {
-  return Math.min(profile.image.sizeGiB, 4) * GiB;
+  return Math.max(2, Math.ceil(profile.image.sizeGiB * 0.3)) * GiB;
 }
 
 export async function preflight(opts: { profile: ResolvedProfile; stages: StageDef[]; cacheDir: string; isRoot: boolean }): Promise<void> {

@@ -11,9 +11,16 @@ export interface CliResult {
   seconds: number;
 }
 
-export function hnforge(args: string[], opts: { timeoutMs?: number; onStderr?: (chunk: string, child: ReturnType<typeof spawn>) => void } = {}): Promise<CliResult> {
+export function hnforge(
+  args: string[],
+  opts: { timeoutMs?: number; asNobody?: boolean; onStderr?: (chunk: string, child: ReturnType<typeof spawn>) => void } = {},
+): Promise<CliResult> {
   const t0 = Date.now();
-  const child = spawn(join(repoDir, 'bin/hnforge'), args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CI: 'true' } });
+  // asNobody: proves a command needs no root (setpriv drops to nobody when we are root).
+  const [file, argv] = opts.asNobody && process.getuid?.() === 0
+    ? ['setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', join(repoDir, 'bin/hnforge'), ...args]]
+    : [join(repoDir, 'bin/hnforge'), args];
+  const child = spawn(file as string, argv as string[], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CI: 'true' } });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d) => (stdout += d));

@@ -13,6 +13,7 @@ import { layout } from '../stages/layout.ts';
 import { inventory } from '../stages/inventory.ts';
 import { scrub } from '../stages/scrub.ts';
 import { seal } from '../stages/seal.ts';
+import { bootInitramfs } from '../stages/boot-initramfs.ts';
 
 export const STAGES: readonly StageDef[] = [
   debianMirror,
@@ -22,6 +23,7 @@ export const STAGES: readonly StageDef[] = [
   chrootEnter,
   debianPackages,
   layout,
+  bootInitramfs,
   inventory,
   scrub,
   chrootLeave,

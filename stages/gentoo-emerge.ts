@@ -20,6 +20,12 @@ export function emergeCommands(ctx: Parameters<NonNullable<StageDef['plan']>>[0]
   ];
 }
 
+/** Splits cat/pkg-1.2.3-r1 into name and version (Gentoo version syntax). */
+export function splitPackage(cpv: string): { name: string; version: string } {
+  const m = /^(.+?)-(\d[^-]*(?:-r\d+)?)$/.exec(cpv);
+  return m ? { name: m[1]!, version: m[2]! } : { name: cpv, version: '' };
+}
+
 /** cat/pkg-version of everything installed, from /var/db/pkg. */
 export async function installedPackages(root: string): Promise<string[]> {
   const db = await resolveInRoot(root, '/var/db/pkg');
@@ -40,7 +46,7 @@ export const gentooEmerge: StageDef = {
   needsRoot: true,
   version: 1,
   checkpoint: true,
-  outputs: ['gentooEmerged'],
+  outputs: ['gentooEmerged', 'installedPackages'],
   inputs: (ctx) => ({ atoms: emergeAtoms(ctx.profile), binhost: gentooOf(ctx).binhost }),
   plan: (ctx) => emergeCommands(ctx, join(ctx.buildDir, 'root')).map(formatCommand),
   async run(ctx, io) {
@@ -51,6 +57,7 @@ export const gentooEmerge: StageDef = {
     }
     const installed = await installedPackages(root);
     io.log(`emerge merged ${tracker.merged.length} package(s); ${installed.length} installed in total`);
-    return { gentooEmerged: installed };
+    // installedPackages: the build report's package list (the Debian base fills it from dpkg).
+    return { gentooEmerged: installed, installedPackages: installed.map(splitPackage) };
   },
 };

@@ -2,7 +2,7 @@
 // sys-apps/hnforge-node/files/ filled from this repository (one copy of the
 // boot module, not two) and that package's Manifest regenerated.
 
-import { access, copyFile, cp, mkdir, rm, chmod, stat } from 'node:fs/promises';
+import { access, copyFile, cp, mkdir, rm, chmod, stat, realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gentooError } from './errors.ts';
 import { writeManifest } from './manifest.ts';
@@ -21,7 +21,8 @@ export const NODE_FILES: { from: string; to: string; required: boolean }[] = [
 export async function assembleOverlay(repoDir: string, dest: string): Promise<{ included: string[]; missing: string[] }> {
   await rm(dest, { recursive: true, force: true });
   await mkdir(dest, { recursive: true });
-  await cp(join(repoDir, 'portage-overlay'), dest, { recursive: true });
+  // realpath: the repository's overlay may itself be reached through a symlink.
+  await cp(await realpath(join(repoDir, 'portage-overlay')), dest, { recursive: true });
   const pkg = join(dest, NODE_PACKAGE);
   const files = join(pkg, 'files');
   await mkdir(files, { recursive: true });

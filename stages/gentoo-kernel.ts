@@ -14,7 +14,7 @@ import { IMAGE_WORK_DIR, gentooCmd, type GenkernelOptions } from '../pipeline/ge
 import { gentooOf, kernelFragmentFile } from '../pipeline/gentoo/context.ts';
 import { gentooError } from '../pipeline/gentoo/errors.ts';
 import {
-  BOOT_MODULE_PATH, GENKERNEL_BASE_CONFIG, GENKERNEL_LINUXRC, LINUXRC_ANCHOR, checkKernelOptions, findKernelOutputs, mergeKernelConfig, patchLinuxrc,
+  BOOT_MODULE_PATH, GENKERNEL_BASE_CONFIGS, GENKERNEL_LINUXRC, LINUXRC_ANCHOR, checkKernelOptions, findKernelOutputs, mergeKernelConfig, patchLinuxrc,
 } from '../pipeline/gentoo/kernel.ts';
 import { mkdirInRoot, resolveInRoot, symlinkInRoot, writeInRoot } from '../pipeline/gentoo/safe-fs.ts';
 
@@ -66,7 +66,17 @@ async function prepare(ctx: BuildContext, root: string, io: StageIO) {
   const fragment = await readFile(kernelFragmentFile(ctx), 'utf8').catch(() => {
     throw gentooError('EGENTOO_PROFILE', `kernel fragment ${kernelFragmentFile(ctx)} is missing; fix gentoo.kernelConfigFragment`);
   });
-  const base = await readInRoot(root, GENKERNEL_BASE_CONFIG, "genkernel's generic kernel config");
+  let base: string | undefined;
+  for (const candidate of GENKERNEL_BASE_CONFIGS) {
+    base = await readFile(await resolveInRoot(root, candidate), 'utf8').catch(() => undefined);
+    if (base !== undefined) {
+      io.log(`kernel config: ${candidate} + ${kernelFragmentFile(ctx)}`);
+      break;
+    }
+  }
+  if (base === undefined) {
+    throw gentooError('EGENTOO_KERNEL_OUTPUT', `none of ${GENKERNEL_BASE_CONFIGS.join(', ')} is in the image; add sys-kernel/genkernel to gentoo.packages`);
+  }
   await writeInRoot(root, `${IMAGE_WORK_DIR}/kernel.config`, mergeKernelConfig(base, fragment));
   return fragment;
 }
@@ -84,7 +94,7 @@ export const gentooKernel: StageDef = {
   files: (ctx) => [kernelFragmentFile(ctx), ...Object.keys(overlayFiles(ctx))],
   plan: (ctx) => [
     `patch ${GENKERNEL_LINUXRC} before '${LINUXRC_ANCHOR}' -> ${IMAGE_WORK_DIR}/linuxrc (sources ${BOOT_MODULE_PATH})`,
-    `kernel config: ${GENKERNEL_BASE_CONFIG} + ${kernelFragmentFile(ctx)}`,
+    `kernel config: ${GENKERNEL_BASE_CONFIGS[0]} (or ${GENKERNEL_BASE_CONFIGS[1]}) + ${kernelFragmentFile(ctx)}`,
     formatCommand(gentooCmd.genkernel(join(ctx.buildDir, 'root'), genkernelOptions(ctx))),
     'ln -s vmlinuz-<KV> /boot/kernel; ln -s initramfs-<KV>.img /boot/initramfs',
   ],

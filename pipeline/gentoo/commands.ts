@@ -79,7 +79,8 @@ export const gentooCmd = {
       root,
       [
         'genkernel',
-        '--no-menuconfig', '--no-mountboot', '--bootdir=/boot', '--no-symlink',
+        // --mrproper: start from --kernel-config, never from a .config left in the sources.
+        '--no-menuconfig', '--mrproper', '--no-mountboot', '--bootdir=/boot', '--no-symlink',
         '--no-color', '--save-config',
         `--kernel-config=${o.kernelConfig}`,
         '--kernel-filename=vmlinuz-%%KV%%',

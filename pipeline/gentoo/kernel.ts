@@ -8,8 +8,11 @@ import { gentooError } from './errors.ts';
 
 /** Where genkernel 4 keeps its default linuxrc inside the image. */
 export const GENKERNEL_LINUXRC = '/usr/share/genkernel/defaults/linuxrc';
-/** genkernel 4's generic x86_64 kernel config, the base the fragment is applied to. */
-export const GENKERNEL_BASE_CONFIG = '/usr/share/genkernel/arch/x86_64/generated-config';
+/**
+ * genkernel 4's generic x86_64 kernel configs, the base the fragment is
+ * applied to: the first that exists, in the order genkernel itself tries them.
+ */
+export const GENKERNEL_BASE_CONFIGS = ['/usr/share/genkernel/arch/x86_64/generated-config', '/usr/share/genkernel/arch/x86_64/kernel-config'];
 /**
  * The hook goes right before this line of genkernel 4's linuxrc: by then udev
  * has run, modules are loaded and ${NEW_ROOT} exists, and genkernel has not

@@ -169,6 +169,19 @@ hn_wait_hostpart() {
 	return 1
 }
 
+# Filesystem type from the superblock magic, for the few types that need
+# modules loaded first (busybox-static has findfs but no blkid). Prints
+# btrfs, ext or unknown.
+hn_fstype() {
+	if [ "$(dd if="$1" bs=1 skip=65600 count=8 2>/dev/null)" = "_BHRfS_M" ]; then
+		echo btrfs
+	elif [ "$(dd if="$1" bs=1 skip=1080 count=2 2>/dev/null | od -An -tx1 | tr -d ' ')" = "53ef" ]; then
+		echo ext
+	else
+		echo unknown
+	fi
+}
+
 hn_mount_hostpart() {
 	mkdir -p "$HN_HP"
 	if ! mount -o rw,noatime "$HN_HOSTPART_DEV" "$HN_HP"; then

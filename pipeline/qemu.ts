@@ -58,6 +58,8 @@ export function qemuArgs(disk: string, vars: string, o: Pick<BootOptions, 'memor
     '-smp', '1',
     '-m', String(o.memoryMiB ?? 512),
     '-display', 'none',
+    // A display adapter gives OVMF a GOP; without one GRUB prints "no suitable video mode" and waits 10 s.
+    '-vga', 'std',
     '-monitor', 'none',
     '-serial', 'stdio',
     '-nodefaults',

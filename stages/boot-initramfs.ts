@@ -35,6 +35,11 @@ export interface InitramfsOptions {
   kernelVersion?: string;
   /** Module names as the profile lists them; dependencies are added, built-ins skipped. */
   modules: readonly string[];
+  /**
+   * Listed modules /init loads only when the host partition turns out to be
+   * btrfs (with whatever dependencies the rest do not already load). Default: ['btrfs'].
+   */
+  btrfsModules?: readonly string[];
   /** Repository directory (boot/ files). */
   repoDir: string;
   /** Scratch directory (a staging tree is made and removed below it). */
@@ -132,9 +137,15 @@ export function resolveModules(names: readonly string[], modulesDep: string, mod
   return { files: order, builtin, missing };
 }
 
-async function listTree(dir: string): Promise<string[]> {
-  const entries = await readdir(dir, { recursive: true });
-  return entries.map((e) => e.toString()).sort();
+/** Every path below `dir` (relative), never following symlinks. */
+export async function listTree(dir: string, prefix = ''): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await readdir(join(dir, prefix), { withFileTypes: true })) {
+    const rel = prefix ? `${prefix}/${e.name}` : e.name;
+    out.push(rel);
+    if (e.isDirectory()) out.push(...(await listTree(dir, rel)));
+  }
+  return out.sort();
 }
 
 export async function buildInitramfs(opts: InitramfsOptions): Promise<InitramfsResult> {
@@ -153,7 +164,11 @@ export async function buildInitramfs(opts: InitramfsOptions): Promise<InitramfsR
   await opts.run(bootCmd.depmod(modulesRoot, version));
   const modulesDep = await readFile(join(modDir, 'modules.dep'), 'utf8');
   const modulesBuiltin = await readFile(join(modDir, 'modules.builtin'), 'utf8').catch(() => '');
+  const late = new Set((opts.btrfsModules ?? ['btrfs']).map(norm));
   const resolved = resolveModules(opts.modules, modulesDep, modulesBuiltin);
+  const early = resolveModules(opts.modules.filter((m) => !late.has(norm(m))), modulesDep, modulesBuiltin);
+  const earlySet = new Set(early.files);
+  const lateFiles = resolved.files.filter((f) => !earlySet.has(f));
   if (resolved.builtin.length) log(`built into ${version}: ${resolved.builtin.join(' ')}`);
   if (resolved.missing.length) log(`WARNING: not in ${version} (skipped): ${resolved.missing.join(' ')}`);
   for (const essential of ['loop']) {
@@ -167,7 +182,9 @@ export async function buildInitramfs(opts: InitramfsOptions): Promise<InitramfsR
       await mkdir(s(d), { recursive: true });
     }
     await symlink('bin', s('sbin'));
-    await symlink('.', s('usr'));
+    await mkdir(s('usr'));
+    await symlink('../bin', s('usr/bin'));
+    await symlink('../bin', s('usr/sbin'));
     await copyFile(busybox, s('bin/busybox'));
     await chmod(s('bin/busybox'), 0o755);
     const { stdout } = await opts.run(bootCmd.busyboxList(busybox), { capture: true });
@@ -184,7 +201,8 @@ export async function buildInitramfs(opts: InitramfsOptions): Promise<InitramfsR
       await mkdir(dirname(s(`lib/modules/${version}/${f}`)), { recursive: true });
       await copyFile(join(modDir, f), s(`lib/modules/${version}/${f}`));
     }
-    await writeFile(s('etc/hn-modules'), resolved.files.join('\n') + '\n');
+    await writeFile(s('etc/hn-modules'), early.files.join('\n') + '\n');
+    await writeFile(s('etc/hn-modules-btrfs'), lateFiles.join('\n') + (lateFiles.length ? '\n' : ''));
     await writeFile(s('etc/hn-initramfs-id'), `${opts.id ?? version}\n`);
     // The kernel opens /dev/console before /init runs; without the node /init has no output.
     await opts.run({ file: 'mknod', args: ['-m', '600', s('dev/console'), 'c', '5', '1'], timeoutMs: 10_000 });

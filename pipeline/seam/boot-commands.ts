@@ -50,14 +50,15 @@ export const bootCmd = {
   /** ext4 from a directory straight into a disk image at a byte offset; size with an explicit unit. */
   mkfsExt4At: (disk: string, offsetBytes: number, sizeKiB: number, label: string, fromDir?: string) =>
     c('mkfs.ext4', [
-      '-F', '-q', '-L', label,
+      // 4 KiB blocks even on a small filesystem: GRUB reads a loop image through 1 KiB blocks several times slower.
+      '-F', '-q', '-b', '4096', '-L', label,
       '-E', `offset=${offsetBytes},lazy_itable_init=0,lazy_journal_init=0`,
       ...(fromDir ? ['-d', fromDir] : []),
       disk, `${sizeKiB}k`,
     ], 5 * MINUTE),
   /** ext4 image file from a directory (a root image). */
   mkfsExt4Image: (image: string, sizeKiB: number, label: string, fromDir: string) =>
-    c('mkfs.ext4', ['-F', '-q', '-L', label, '-d', fromDir, image, `${sizeKiB}k`], 5 * MINUTE),
+    c('mkfs.ext4', ['-F', '-q', '-b', '4096', '-L', label, '-d', fromDir, image, `${sizeKiB}k`], 5 * MINUTE),
   mkfsBtrfsImage: (image: string, label: string, fromDir?: string) =>
     c('mkfs.btrfs', ['-f', '-q', '-L', label, ...(fromDir ? ['--rootdir', fromDir] : []), image], 5 * MINUTE),
   /** Copies a file into a disk image at a byte offset without truncating it, keeping holes. */

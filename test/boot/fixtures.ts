@@ -134,7 +134,8 @@ export async function buildTestImage(opts: { workDir: string; id: string; flavou
   }
 }
 
-export const TEST_GRUB: GrubConfigOptions = { serial: true, console: ['console=ttyS0,115200'], timeoutSec: 0 };
+// OVMF already mirrors its console (and so GRUB's) on the serial port: no GRUB serial terminal needed.
+export const TEST_GRUB: GrubConfigOptions = { console: ['console=ttyS0,115200'], timeoutSec: 0 };
 
 // ------------------------------------------------------- offline disk edits
 

@@ -2,6 +2,7 @@
 // the stage log; each ">>> Emerging (N of M)" line becomes the progress line.
 
 import { readdir } from 'node:fs/promises';
+import { readdirSync } from 'node:fs';
 import { need } from '../pipeline/context.ts';
 import { formatCommand } from '../pipeline/seam/command.ts';
 import type { StageDef } from '../pipeline/stage.ts';
@@ -10,6 +11,7 @@ import { gentooOf } from '../pipeline/gentoo/context.ts';
 import { EmergeTracker } from '../pipeline/gentoo/emerge.ts';
 import { emergeAtoms } from '../pipeline/gentoo/portage-config.ts';
 import { resolveInRoot } from '../pipeline/gentoo/safe-fs.ts';
+import { NODE_FILES } from '../pipeline/gentoo/overlay.ts';
 import { join } from 'node:path';
 
 export function emergeCommands(ctx: Parameters<NonNullable<StageDef['plan']>>[0], root: string) {
@@ -38,6 +40,20 @@ export async function installedPackages(root: string): Promise<string[]> {
   return out;
 }
 
+/** Files that decide what the overlay's packages install: the overlay itself and the node package's sources. */
+export function overlayInputFiles(repoDir: string): string[] {
+  const overlay = join(repoDir, 'portage-overlay');
+  let files: string[] = [];
+  try {
+    files = (readdirSync(overlay, { recursive: true, withFileTypes: true }) as import('node:fs').Dirent[])
+      .filter((d) => d.isFile())
+      .map((d) => join(d.parentPath, d.name));
+  } catch {
+    /* no overlay: gentoo-binds reports it */
+  }
+  return [...files.sort(), ...NODE_FILES.map((f) => join(repoDir, f.from))];
+}
+
 export const gentooEmerge: StageDef = {
   name: 'gentoo-emerge',
   title: 'Emerge the node packages',
@@ -48,6 +64,7 @@ export const gentooEmerge: StageDef = {
   checkpoint: true,
   outputs: ['gentooEmerged', 'installedPackages'],
   inputs: (ctx) => ({ atoms: emergeAtoms(ctx.profile), binhost: gentooOf(ctx).binhost }),
+  files: (ctx) => overlayInputFiles(ctx.repoDir),
   plan: (ctx) => emergeCommands(ctx, join(ctx.buildDir, 'root')).map(formatCommand),
   async run(ctx, io) {
     const root = need(ctx, 'root');

@@ -3,6 +3,9 @@
 // tarball's SHA512). A cached tarball is verified again each time. In a dry
 // run only the small signed index is fetched, to name the exact URL.
 
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { HnError } from '../pipeline/errors.ts';
 import type { StageDef } from '../pipeline/stage.ts';
 import { formatBytes, gentooOf, gentooTmp, keyringFile, type GentooStage3Info } from '../pipeline/gentoo/context.ts';
@@ -35,11 +38,12 @@ export const gentooStage3: StageDef = {
     const runner = io.run;
     if (ctx.dryRun) {
       // Only the index: enough to print the exact URL the build would use.
+      const scratch = await mkdtemp(join(tmpdir(), 'hnforge-dry-'));
       try {
-        const keyring = await makeKeyring(keyringFile(ctx), '/tmp', runner);
+        const keyring = await makeKeyring(keyringFile(ctx), scratch, runner);
         try {
           const { entry, mirror } = await resolveEntry(
-            { mirrors: g.mirrors, variant: g.variant, stage3: g.stage3, fingerprint: g.releaseKeyFingerprint, keyringFile: keyringFile(ctx), cacheDir: ctx.cacheDir, tmpDir: '/tmp', runner, log: io.log, signal: io.signal },
+            { mirrors: g.mirrors, variant: g.variant, stage3: g.stage3, fingerprint: g.releaseKeyFingerprint, keyringFile: keyringFile(ctx), cacheDir: ctx.cacheDir, tmpDir: scratch, runner, log: io.log, signal: io.signal },
             keyring,
           );
           const info: GentooStage3Info = { url: stage3Urls(mirror ?? g.mirrors[0]!, entry).tarball, fingerprint: g.releaseKeyFingerprint, timestamp: entry.timestamp };
@@ -52,6 +56,8 @@ export const gentooStage3: StageDef = {
           return { gentooStage3: { url: '', fingerprint: g.releaseKeyFingerprint, unresolved: e.message } };
         }
         throw e;
+      } finally {
+        await rm(scratch, { recursive: true, force: true });
       }
     }
     let lastShown = 0;

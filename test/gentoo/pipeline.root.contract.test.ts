@@ -9,7 +9,7 @@
 // verified where".
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { lstat, mkdir, readFile, readdir, readlink, rm, stat } from 'node:fs/promises';
+import { lstat, mkdir, readFile, readdir, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BuildContext } from '../../pipeline/context.ts';
 import { HnError } from '../../pipeline/errors.ts';
@@ -141,6 +141,8 @@ describe.skipIf(!IS_ROOT)('[contract][root] Gentoo stages end to end on a synthe
 
       await h.run(chrootEnter);
       await h.run(gentooBinds);
+      // The overlay is bound read-only: nothing in the chroot can change it.
+      await expect(writeFile(join(root, 'var/db/repos/hnforge/new-file'), 'x')).rejects.toThrow(/EROFS|read-only/);
       await h.run(gentooEmerge);
       const log = join(root, 'var/log/hnforge-standin');
       expect(await readFile(join(log, 'getuto.args'), 'utf8')).toBe('\n');

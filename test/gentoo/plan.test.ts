@@ -8,7 +8,9 @@ import type { BuildContext } from '../../pipeline/context.ts';
 import { resolveProfile } from '../../pipeline/profiles.ts';
 import { ResourceStack } from '../../pipeline/seam/resources.ts';
 import { gentooBinds, gentooUnbind } from '../../stages/gentoo-binds.ts';
-import { gentooEmerge } from '../../stages/gentoo-emerge.ts';
+import { gentooEmerge, overlayInputFiles, splitPackage } from '../../stages/gentoo-emerge.ts';
+import { withGentooStages } from '../../stages/gentoo-table.ts';
+import { stagesFor } from '../../pipeline/stages-table.ts';
 import { gentooKernel } from '../../stages/gentoo-kernel.ts';
 import { gentooPortage } from '../../stages/gentoo-portage.ts';
 import { gentooScrub } from '../../stages/gentoo-scrub.ts';
@@ -47,5 +49,28 @@ describe('gentoo-base profile and dry-run plans', () => {
     expect(plan).toMatch(/chroot \/var\/cache\/hnforge\/build\/hn\/root genkernel .*--linuxrc=\/var\/tmp\/hnforge\/linuxrc .*--initramfs-overlay=\/var\/tmp\/hnforge\/initramfs-overlay .* all/);
     expect(plan).toContain('tar xpf');
     expect(plan).toContain("'--xattrs-include=*.*' --numeric-owner");
+  });
+
+  it('the emerge key covers the overlay and the node package sources', () => {
+    const files = overlayInputFiles(REPO);
+    expect(files).toContain(join(REPO, 'portage-overlay/net-fs/xtreemfs/xtreemfs-1.5.1.ebuild'));
+    expect(files).toContain(join(REPO, 'boot/hn-boot.sh'));
+  });
+
+  it('splits Gentoo package versions for the build report', () => {
+    expect(splitPackage('app-containers/lxc-6.0.4-r1')).toEqual({ name: 'app-containers/lxc', version: '6.0.4-r1' });
+    expect(splitPackage('sys-kernel/gentoo-sources-6.12.31')).toEqual({ name: 'sys-kernel/gentoo-sources', version: '6.12.31' });
+  });
+
+  it('places the Gentoo stages in the shared table', () => {
+    const names = withGentooStages(stagesFor('gentoo')).map((s) => s.name);
+    const at = (n: string) => names.indexOf(n);
+    expect(at('gentoo-stage3')).toBe(0);
+    expect(at('gentoo-unpack')).toBe(at('image-mount') + 1);
+    expect(at('gentoo-binds')).toBe(at('chroot-enter') + 1);
+    expect(at('gentoo-kernel')).toBeLessThan(at('layout'));
+    expect(at('gentoo-scrub')).toBe(at('scrub') - 1);
+    expect(at('gentoo-unbind')).toBeLessThan(at('gentoo-scrub'));
+    expect(at('chroot-leave')).toBeGreaterThan(at('scrub'));
   });
 });

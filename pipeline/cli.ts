@@ -84,9 +84,8 @@ async function buildCommand(argv: {
   } else if (result.report) {
     const report = JSON.parse(await readFile(result.report, 'utf8')) as BuildReport;
     process.stdout.write(summarise(report));
-    if (result.cleaned.length) say(`released: ${result.cleaned.join(', ')}`);
   } else {
-    say(`stopped after --only ${argv.only}; released: ${result.cleaned.join(', ') || 'nothing'}`);
+    say(`stopped after --only ${argv.only}; nothing published`);
   }
   if (!result.ok) {
     const failed = result.stages.filter((s) => s.status === 'failed-kept-going').map((s) => s.name);

@@ -238,10 +238,11 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       result.ok = true;
       return result;
     }
-    await cache.saveCheckpoint(profile.name, finish.name, keys.get(finish.name)!, workImage, { byLink: true });
+    result.ok = !outcomes.some((o) => o.status === 'failed-kept-going');
+    // An image with a failed (optional) stage is published but never cached as finished.
+    if (result.ok) await cache.saveCheckpoint(profile.name, finish.name, keys.get(finish.name)!, workImage, { byLink: true });
     await publish(ctx, workImage, result, started);
     await rm(workImage, { force: true });
-    result.ok = !outcomes.some((o) => o.status === 'failed-kept-going');
     return result;
   } catch (e) {
     const err = abort.signal.aborted ? (abort.signal.reason as Error) : e;
@@ -252,6 +253,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     process.off('SIGTERM', sigterm);
     const { released, failed } = await ctx.stack.unwind();
     result.cleaned = released;
+    if (released.length && opts.progress !== 'silent') process.stderr.write(`hnforge: released ${released.join(', ')}\n`);
     if (!result.ok && !ctx.dryRun) await rm(join(buildDir, profile.image.fileName), { force: true });
     if (failed.length) {
       // Cleanup that failed is worse than the build failing: say exactly what is left.

@@ -11,6 +11,8 @@ export const inventory: StageDef = {
   bases: ['debian'],
   needsRoot: true,
   version: 1,
+  // Only the report needs it: under --keep-going a failure here still publishes the image.
+  optional: true,
   outputs: ['installedPackages'],
   plan: () => ["chroot ROOT dpkg-query -W -f '${Package}\\t${Version}\\n'"],
   async run(ctx, io) {

@@ -48,6 +48,24 @@ describe('[root] engine faults', () => {
     expect(cached.stages.filter((s) => s.kind !== 'compute').every((s) => s.status === 'cached')).toBe(true);
   });
 
+  it('--keep-going: a failed optional stage does not stop the build, and the result says it failed', async () => {
+    const cache = join(work, 'kg-cache');
+    const out = join(work, 'kg-out');
+    const stopped: string[] = [];
+    await expect(build({ profile: 'test-min', repoDir, cacheDir: cache, outputDir: out, stages: engineStages('fail-optional', stopped), progress: 'silent' })).rejects.toThrow('configure failed on purpose');
+    const runs: string[] = [];
+    const result = await build({ profile: 'test-min', repoDir, cacheDir: cache, outputDir: out, stages: engineStages('fail-optional', runs), progress: 'silent', keepGoing: true });
+    expect(result.ok).toBe(false);
+    expect(result.stages.find((s) => s.name === 'configure')).toMatchObject({ status: 'failed-kept-going', error: 'configure failed on purpose' });
+    expect(result.stages.find((s) => s.name === 'seal')?.status).toBe('ran');
+    expect((await stat(join(out, 'hn-root.img'))).isFile()).toBe(true);
+    expect(await systemState()).toEqual(before);
+    // Such an image is not cached as finished: the next build runs the failed stage again.
+    const next: string[] = [];
+    await build({ profile: 'test-min', repoDir, cacheDir: cache, outputDir: out, stages: engineStages('none', next), progress: 'silent' });
+    expect(next).toEqual(['configure']);
+  });
+
   it('SIGINT mid-stage ends the stage\'s processes, unwinds, exits 130; the rerun resumes', async () => {
     const cache = join(work, 'int-cache');
     const out = join(work, 'int-out');

@@ -10,7 +10,7 @@ import { imageCreate } from '../../stages/image-create.ts';
 import { imageMount } from '../../stages/image-mount.ts';
 import { seal } from '../../stages/seal.ts';
 
-export type Fault = 'none' | 'fail' | 'hang';
+export type Fault = 'none' | 'fail' | 'hang' | 'fail-optional';
 
 export function engineStages(fault: Fault, runs: string[] = []): StageDef[] {
   const populate: StageDef = {
@@ -22,10 +22,10 @@ export function engineStages(fault: Fault, runs: string[] = []): StageDef[] {
     },
   };
   const configure: StageDef = {
-    name: 'configure', title: 'Configure', kind: 'mutate', bases: ['debian'], needsRoot: true, version: 1,
+    name: 'configure', title: 'Configure', kind: 'mutate', bases: ['debian'], needsRoot: true, version: 1, optional: fault === 'fail-optional',
     async run(ctx, io) {
       runs.push('configure');
-      if (fault === 'fail') throw new Error('configure failed on purpose');
+      if (fault === 'fail' || fault === 'fail-optional') throw new Error('configure failed on purpose');
       // A child that would run for minutes: the interrupt must end it.
       if (fault === 'hang') await io.run({ file: 'sh', args: ['-c', 'echo hanging; exec sleep 297'], timeoutMs: 600_000 });
       await writeFile(join(need(ctx, 'root'), 'configured'), 'yes\n');

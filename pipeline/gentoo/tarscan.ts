@@ -45,6 +45,8 @@ export function checkHeader(
   symlinks: Set<string>,
   strip = 0,
 ): TarProblem | undefined {
+  // Global pax records (archive-wide metadata) name no file.
+  if (header.type === 'pax-global-header') return undefined;
   const raw = header.name;
   if (raw.includes('\0')) return { name: raw, why: 'NUL byte in name' };
   if (raw.startsWith('/')) return { name: raw, why: 'absolute path' };

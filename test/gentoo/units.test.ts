@@ -110,6 +110,8 @@ describe('tar member checks', () => {
     expect(check('./etc/mtab', 'symlink', '../proc/self/mounts')).toBeUndefined();
     expect(check('./usr/bin/hard', 'link', './usr/bin/emerge')).toBeUndefined();
     expect(check('./dev/null', 'character-device')).toBeUndefined();
+    expect(check('pax_global_header', 'pax-global-header')).toBeUndefined();
+    expect(check('./x', 'gnu-sparse')).toMatch(/unsupported member type/);
   });
   it('refuses absolute names, .., escaping links and members below a symlink', () => {
     expect(check('/etc/passwd')).toBe('absolute path');

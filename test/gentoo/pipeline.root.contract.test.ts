@@ -192,6 +192,52 @@ describe.skipIf(!IS_ROOT)('[contract][root] Gentoo stages end to end on a synthe
     }
   });
 
+  async function failingKernel(extra: Parameters<typeof stage3Entries>[0], withChroot: boolean): Promise<{ code: string; message: string; root: string }> {
+    await publishStage3(mirrorRoot, key, { entries: stage3Entries(extra) });
+    const base = await tempDir('hnforge-gentoo-kernel-');
+    dirs.push(base);
+    const h = await harness(testProfile(mirror.url, key), base);
+    let code = 'no error';
+    let message = '';
+    try {
+      await h.run(gentooStage3);
+      await h.run(gentooUnpack);
+      if (withChroot) await h.run(chrootEnter);
+      await h.run(gentooKernel).catch((e) => {
+        code = e instanceof HnError ? e.code : String(e);
+        message = String(e.message);
+      });
+    } finally {
+      await h.ctx.stack.unwind();
+    }
+    return { code, message, root: h.ctx.root! };
+  }
+
+  it("stops with EGENTOO_LINUXRC_ANCHOR before genkernel runs when the image's linuxrc lacks the anchor", async () => {
+    const r = await failingKernel([{ name: './usr/share/genkernel/defaults/linuxrc', content: '#!/bin/sh\n# a linuxrc from some other genkernel\nexec /sbin/init\n', mode: 0o755 }], false);
+    expect(r.code).toBe('EGENTOO_LINUXRC_ANCHOR');
+    expect(r.message).toContain("'# Determine root device' occurs 0 times");
+    await expect(stat(join(r.root, 'var/log/hnforge-standin/genkernel.args'))).rejects.toThrow();
+    await expect(lstat(join(r.root, 'boot/kernel'))).rejects.toThrow();
+  });
+
+  it('stops with EGENTOO_KERNEL_CONFIG when the built kernel dropped an option of the fragment', async () => {
+    // A genkernel that "builds" with CONFIG_BLK_DEV_LOOP switched off (as olddefconfig does when a dependency is missing).
+    const dropping = [
+      '#!/bin/sh',
+      'for a in "$@"; do case "$a" in --kernel-config=*) cfg="${a#*=}" ;; esac; done',
+      'mkdir -p /boot /etc/kernels',
+      `echo k > /boot/vmlinuz-${KV}; echo i > /boot/initramfs-${KV}.img`,
+      `grep -v '^CONFIG_BLK_DEV_LOOP=' "$cfg" > /etc/kernels/kernel-config-${KV}`,
+      `echo '# CONFIG_BLK_DEV_LOOP is not set' >> /etc/kernels/kernel-config-${KV}`,
+      '',
+    ].join('\n');
+    const r = await failingKernel([{ name: './usr/bin/genkernel', content: dropping, mode: 0o755 }], true);
+    expect(r.code).toBe('EGENTOO_KERNEL_CONFIG');
+    expect(r.message).toContain('CONFIG_BLK_DEV_LOOP=y (got not set)');
+    await expect(lstat(join(r.root, 'boot/kernel'))).rejects.toThrow();
+  });
+
   for (const [label, extra] of [
     ['a member named ../escape', [{ name: '../escape', content: 'x' }]],
     ['an absolute member name', [{ name: '/etc/cron.d/evil', content: 'x' }]],

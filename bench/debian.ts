@@ -5,7 +5,7 @@
 //   npm run bench              cold mkosi vs cold hnforge, no-change and late-stage rebuilds, disk use
 //   npm run bench -- --no-peer skip mkosi
 import { execFileSync, spawn } from 'node:child_process';
-import { cp, mkdir, mkdtemp, readFile, rm, statfs, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { resolveProfile } from '../pipeline/profiles.ts';
 import { hostMirror } from '../stages/debian-mirror.ts';
@@ -29,15 +29,25 @@ function timed(file: string, args: string[], opts: { cwd?: string; timeoutMs?: n
   });
 }
 
-/** Peak extra bytes used on the filesystem holding `dir` while `fn` runs (sampled every 250 ms). */
+/**
+ * Peak bytes allocated under `dir` (du: sparse files count their blocks only) while `fn`
+ * runs, sampled every 250 ms. Measured on the build's own directories rather than the whole
+ * filesystem, so other work on the machine does not count.
+ */
 async function peakDisk<T>(dir: string, fn: () => Promise<T>): Promise<{ result: T; peakBytes: number }> {
-  const used = async () => {
-    const s = await statfs(dir);
-    return (s.blocks - s.bfree) * s.bsize;
-  };
-  const start = await used();
   let peak = 0;
-  const timer = setInterval(async () => (peak = Math.max(peak, (await used()) - start)), 250);
+  let sampling = false;
+  const timer = setInterval(() => {
+    if (sampling) return;
+    sampling = true;
+    const child = spawn('du', ['-s', '--block-size=1', dir], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let text = '';
+    child.stdout.on('data', (d) => (text += d));
+    child.on('exit', () => {
+      peak = Math.max(peak, Number(text.split('\t')[0]) || 0);
+      sampling = false;
+    });
+  }, 250);
   try {
     return { result: await fn(), peakBytes: peak };
   } finally {

@@ -2,6 +2,7 @@
 // package cache is bind-mounted over the image's, so downloads are kept on
 // the host and never land in the image.
 
+import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { need, type BuildContext } from '../pipeline/context.ts';
 import { cmd, formatCommand, type Command } from '../pipeline/seam/command.ts';
@@ -38,7 +39,7 @@ export const debianPackages: StageDef = {
   kind: 'mutate',
   bases: ['debian'],
   needsRoot: true,
-  version: 1,
+  version: 2,
   checkpoint: true,
   tools: ['chroot', 'cp', 'fsfreeze'],
   // The whole command line is the input: any change to how apt is called re-runs the stage.
@@ -74,5 +75,9 @@ export const debianPackages: StageDef = {
     } finally {
       await cacheMount.release();
     }
+    // The package lists (~70 MB) are not needed after this point; dropping them before the
+    // checkpoint keeps both the work image and its snapshot at the size of the final image.
+    await rm(join(root, 'var/lib/apt/lists'), { recursive: true, force: true });
+    await mkdir(join(root, 'var/lib/apt/lists/partial'), { recursive: true });
   },
 };

@@ -31,11 +31,11 @@ export const HOOK_END = '# <<< hnforge boot hook';
  * the way the Debian /init does it, so genkernel's own root search never runs.
  * If the boot module provides hn_genkernel_main, that is used instead.
  */
-export function linuxrcHook(): string {
+export function linuxrcHook(modulePath: string = BOOT_MODULE_PATH): string {
   return [
     HOOK_BEGIN,
-    `if [ -r ${BOOT_MODULE_PATH} ]; then`,
-    `\t. ${BOOT_MODULE_PATH}`,
+    `if [ -r ${modulePath} ]; then`,
+    `\t. ${modulePath}`,
     '\tif command -v hn_genkernel_main >/dev/null 2>&1; then',
     '\t\thn_genkernel_main "${NEW_ROOT}"',
     '\telse',
@@ -49,7 +49,7 @@ export function linuxrcHook(): string {
     '\t\tif [ -x /shutdown ]; then',
     '\t\t\tmkdir -p /run/initramfs/bin /run/initramfs/lib /run/initramfs/oldroot /run/initramfs/proc /run/initramfs/sys /run/initramfs/dev /run/initramfs/run /run/initramfs/hostpart',
     '\t\t\tcp /bin/busybox /run/initramfs/bin/busybox && ln -sf busybox /run/initramfs/bin/sh',
-    `\t\t\tcp ${BOOT_MODULE_PATH} /run/initramfs/lib/hn-boot.sh && cp /shutdown /run/initramfs/shutdown && chmod 755 /run/initramfs/shutdown`,
+    `\t\t\tcp ${modulePath} /run/initramfs/lib/hn-boot.sh && cp /shutdown /run/initramfs/shutdown && chmod 755 /run/initramfs/shutdown`,
     '\t\tfi',
     '\t\tudevadm control --exit >/dev/null 2>&1',
     '\t\tfor hn_api in /dev /proc /sys /run; do',
@@ -59,7 +59,7 @@ export function linuxrcHook(): string {
     '\t\thn_fail "switch_root to the image failed"',
     '\tfi',
     'else',
-    `\tbad_msg 'hnforge: ${BOOT_MODULE_PATH} is missing from this initramfs; falling back to genkernel root detection'`,
+    `\tbad_msg 'hnforge: ${modulePath} is missing from this initramfs; falling back to genkernel root detection'`,
     'fi',
     HOOK_END,
   ].join('\n');

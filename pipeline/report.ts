@@ -9,6 +9,8 @@ export interface BuildReport {
   image: string;
   /** Key of the last stage: a digest of every input of the build. */
   inputsDigest: string;
+  /** SHA-256 of the image, as in the hn-root.img.sha256 sidecar published beside it. */
+  sha256: string;
   builtAt: string;
   wallSeconds: number;
   apparentBytes: number;
@@ -31,6 +33,7 @@ export function summarise(r: BuildReport): string {
     `profile        ${r.profile} (${r.base})`,
     `image          ${r.image}`,
     `inputs digest  ${r.inputsDigest}`,
+    `sha256         ${r.sha256} (sidecar ${r.image.split('/').pop()}.sha256)`,
     `built at       ${r.builtAt} in ${r.wallSeconds.toFixed(1)} s`,
     `size           ${(r.apparentBytes / MiB / 1024).toFixed(1)} GiB apparent, ${(r.usedBytes / MiB).toFixed(0)} MiB used`,
     `packages       ${r.packages.length}`,

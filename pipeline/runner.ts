@@ -2,7 +2,8 @@
 // stages, key every stage, decide where to resume, run what is left, publish,
 // and always unwind what was acquired.
 
-import { mkdir, rm, rename, link, stat, statfs } from 'node:fs/promises';
+import { mkdir, rm, rename, link, stat, statfs, readFile, writeFile } from 'node:fs/promises';
+import { computeSidecar, formatSidecar, parseSidecar } from '../stages/boot-sidecar.ts';
 import { join } from 'node:path';
 import { StageCache } from './cache.ts';
 import type { BuildContext } from './context.ts';
@@ -240,9 +241,11 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     }
     result.ok = !outcomes.some((o) => o.status === 'failed-kept-going');
     // An image with a failed (optional) stage is published but never cached as finished.
+    const finished = cache.checkpointPath(profile.name, finish.name, keys.get(finish.name)!, true);
     if (result.ok) await cache.saveCheckpoint(profile.name, finish.name, keys.get(finish.name)!, workImage, { byLink: true });
-    await publish(ctx, workImage, result, started);
+    await publish(ctx, result.ok ? finished : workImage, result, started);
     await rm(workImage, { force: true });
+    await rm(`${workImage}.sha256`, { force: true });
     return result;
   } catch (e) {
     const err = abort.signal.aborted ? (abort.signal.reason as Error) : e;
@@ -283,10 +286,33 @@ async function saveCheckpoint(ctx: BuildContext, cache: StageCache, stage: strin
 }
 
 /** Puts the finished image under its final name in one rename, with its report beside it. */
+/**
+ * The checksum sidecar of an image (format: stages/boot-sidecar.ts), computed once and kept
+ * beside it, so republishing a cached image costs no second pass over 15 GiB.
+ */
+async function sidecarFor(image: string, version: string): Promise<{ text: string; sha256: string }> {
+  const path = `${image}.sha256`;
+  let text = await readFile(path, 'utf8').catch(() => undefined);
+  if (!text) {
+    text = formatSidecar(await computeSidecar(image, version));
+    await writeFile(`${path}.partial`, text);
+    await rename(`${path}.partial`, path);
+  }
+  return { text, sha256: parseSidecar(text).sha256 };
+}
+
+/** Writes `text` to `path` through a temporary name, so `path` is never half-written. */
+async function writeAtomically(path: string, text: string) {
+  await writeFile(`${path}.partial`, text);
+  await rename(`${path}.partial`, path);
+}
+
 async function publish(ctx: BuildContext, image: string, result: BuildResult, started: number) {
   await mkdir(ctx.outputDir, { recursive: true });
   const final = join(ctx.outputDir, ctx.profile.image.fileName);
   const partial = `${final}.partial`;
+  const inputsDigest = result.stages.at(-1)?.key ?? '';
+  const sidecar = await sidecarFor(image, `${ctx.profile.name}-${inputsDigest}`);
   await rm(partial, { force: true });
   try {
     await link(image, partial).catch(() => run(cmd.copySparse(image, partial)));
@@ -299,6 +325,8 @@ async function publish(ctx: BuildContext, image: string, result: BuildResult, st
     }
     throw e;
   }
+  // The sidecar goes first: an image under its final name always has its checksum beside it.
+  await writeAtomically(`${final}.sha256`, sidecar.text);
   await rename(partial, final);
   result.image = final;
   const info = await stat(final);
@@ -306,7 +334,8 @@ async function publish(ctx: BuildContext, image: string, result: BuildResult, st
     profile: ctx.profile.name,
     base: ctx.profile.base,
     image: final,
-    inputsDigest: result.stages.at(-1)?.key ?? '',
+    inputsDigest,
+    sha256: sidecar.sha256,
     builtAt: new Date().toISOString(),
     wallSeconds: (Date.now() - started) / 1000,
     apparentBytes: info.size,

@@ -74,6 +74,12 @@ describe('[root] hn-debian from scratch', () => {
     expect((await keys).filter((f) => f.startsWith('ssh_host_'))).toEqual([]);
   });
 
+  it('publishes the checksum sidecar beside the image, matching the report', async () => {
+    const text = await readFile(join(out, 'hn-debian/hn-root.img.sha256'), 'utf8');
+    expect(text).toMatch(/^format=hnforge-sidecar-1\nsize=16106127360\nsha256=[0-9a-f]{64}\n/);
+    expect(text).toContain(`sha256=${(report as unknown as { sha256: string }).sha256}\n`);
+  });
+
   it('reports every package with its version, per-stage times and sizes', () => {
     expect(report.packages.length).toBeGreaterThan(200);
     expect(report.packages.find((p) => p.name === 'docker.io')?.version).toMatch(/^\d/);

@@ -376,3 +376,22 @@ export async function publishSnapshot(mirrorRoot: string, key: TestKey, date: st
   await key.detachSign(file, `${file}.gpgsig`);
   return file;
 }
+
+/** Reads a file's user.* extended attribute through GNU tar (no getfattr or python needed). */
+export async function readXattr(root: string, rel: string, name: string): Promise<string | undefined> {
+  const archive = join(await tempDir('hnforge-xattr-'), 'x.tar');
+  try {
+    await run(sh('tar', ['--xattrs', "--xattrs-include=*.*", '-cf', archive, '-C', root, rel]));
+    const extract = tarStream.extract();
+    let value: string | undefined;
+    extract.on('entry', (header, stream, next) => {
+      value ??= (header.pax as Record<string, string> | undefined)?.[`SCHILY.xattr.${name}`];
+      stream.on('end', () => next());
+      stream.resume();
+    });
+    await pipeline(createReadStream(archive), extract);
+    return value;
+  } finally {
+    await rm(dirname(archive), { recursive: true, force: true });
+  }
+}

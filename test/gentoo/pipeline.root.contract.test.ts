@@ -14,7 +14,6 @@ import { join } from 'node:path';
 import type { BuildContext } from '../../pipeline/context.ts';
 import { HnError } from '../../pipeline/errors.ts';
 import { profileSchema, type ResolvedProfile } from '../../pipeline/profile-schema.ts';
-import { run } from '../../pipeline/seam/run.ts';
 import { ResourceStack } from '../../pipeline/seam/resources.ts';
 import type { StageDef } from '../../pipeline/stage.ts';
 import { openStageIO } from '../../pipeline/stage-io.ts';
@@ -27,7 +26,7 @@ import { gentooScrub } from '../../stages/gentoo-scrub.ts';
 import { gentooStage3 } from '../../stages/gentoo-stage3.ts';
 import { gentooUnpack } from '../../stages/gentoo-unpack.ts';
 import { HOOK_BEGIN, LINUXRC_ANCHOR } from '../../pipeline/gentoo/kernel.ts';
-import { IS_ROOT, KV, REPO, makeTestKey, publishSnapshot, publishStage3, serveMirror, stage3Entries, tempDir, type Mirror, type TestKey } from './fixtures.ts';
+import { IS_ROOT, KV, REPO, makeTestKey, readXattr, publishSnapshot, publishStage3, serveMirror, stage3Entries, tempDir, type Mirror, type TestKey } from './fixtures.ts';
 
 const PORTAGE_PROFILE = 'default/linux/amd64/23.0/systemd';
 const SNAPSHOT = '20260501';
@@ -127,11 +126,7 @@ describe.skipIf(!IS_ROOT)('[contract][root] Gentoo stages end to end on a synthe
       expect((await stat(join(root, 'usr/bin/hardlinked'))).ino).toBe((await stat(join(root, 'usr/bin/suid-standin'))).ino);
       expect((await lstat(join(root, 'dev/null'))).isCharacterDevice()).toBe(true);
       expect(await readlink(join(root, 'etc/localtime'))).toBe('/usr/share/zoneinfo/UTC');
-      const { stdout: xattr } = await run(
-        { file: 'python3', args: ['-c', 'import os,sys; print(os.getxattr(sys.argv[1], "user.hnforge").decode())', join(root, 'usr/bin/with-xattr')], timeoutMs: 10_000 },
-        { capture: true },
-      );
-      expect(xattr.trim()).toBe('kept');
+      expect(await readXattr(root, 'usr/bin/with-xattr', 'user.hnforge')).toBe('kept');
       expect(await readdir(join(h.ctx.buildDir, 'gentoo'))).not.toContain('stage3.tar');
 
       await h.run(gentooPortage);

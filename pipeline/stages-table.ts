@@ -14,17 +14,34 @@ import { inventory } from '../stages/inventory.ts';
 import { scrub } from '../stages/scrub.ts';
 import { seal } from '../stages/seal.ts';
 import { bootInitramfs } from '../stages/boot-initramfs.ts';
+import { gentooStage3 } from '../stages/gentoo-stage3.ts';
+import { gentooUnpack } from '../stages/gentoo-unpack.ts';
+import { gentooPortage } from '../stages/gentoo-portage.ts';
+import { gentooBinds, gentooUnbind } from '../stages/gentoo-binds.ts';
+import { gentooEmerge } from '../stages/gentoo-emerge.ts';
+import { gentooKernel } from '../stages/gentoo-kernel.ts';
+import { gentooScrub } from '../stages/gentoo-scrub.ts';
 
+// Stages of one base only sit beside their counterpart in the other base
+// (bootstrap / unpack, packages / emerge, ...); everything else is shared.
 export const STAGES: readonly StageDef[] = [
-  debianMirror,
+  debianMirror, //        debian: which mirror, its date
+  gentooStage3, //        gentoo: resolve, download, verify the stage3
   imageCreate,
   imageMount,
-  debianBootstrap,
+  debianBootstrap, //     debian: mmdebstrap
+  gentooUnpack, //        gentoo: scanned, verified stage3 unpacked
+  gentooPortage, //       gentoo: portage configuration, pinned repository
   chrootEnter,
-  debianPackages,
+  gentooBinds, //         gentoo: distfiles/binpkgs caches, overlay
+  debianPackages, //      debian: apt
+  gentooEmerge, //        gentoo: emerge the set
+  gentooKernel, //        gentoo: genkernel with the patched linuxrc
   layout,
-  bootInitramfs,
-  inventory,
+  bootInitramfs, //       debian: hnforge's busybox initramfs
+  inventory, //           debian: dpkg-query (gentoo fills it from /var/db/pkg)
+  gentooUnbind,
+  gentooScrub, //         gentoo: build-only portage settings out
   scrub,
   chrootLeave,
   seal,

@@ -8,7 +8,9 @@ import { formatCommand } from '../pipeline/seam/command.ts';
 import type { StageDef } from '../pipeline/stage.ts';
 import { gentooCmd } from '../pipeline/gentoo/commands.ts';
 import { gentooOf } from '../pipeline/gentoo/context.ts';
-import { EmergeTracker } from '../pipeline/gentoo/emerge.ts';
+import { EmergeTracker, explainEmergeFailure } from '../pipeline/gentoo/emerge.ts';
+import { gentooError } from '../pipeline/gentoo/errors.ts';
+import { HnError } from '../pipeline/errors.ts';
 import { emergeAtoms } from '../pipeline/gentoo/portage-config.ts';
 import { resolveInRoot } from '../pipeline/gentoo/safe-fs.ts';
 import { NODE_FILES } from '../pipeline/gentoo/overlay.ts';
@@ -70,7 +72,13 @@ export const gentooEmerge: StageDef = {
     const root = need(ctx, 'root');
     const tracker = new EmergeTracker(io.progress);
     for (const command of emergeCommands(ctx, root)) {
-      await io.run(command, { onLine: tracker.line });
+      try {
+        await io.run(command, { onLine: tracker.line });
+      } catch (e) {
+        const why = e instanceof HnError && e.code === 'ECOMMAND' ? explainEmergeFailure(tracker.notable) : undefined;
+        if (why) throw gentooError('EGENTOO_EMERGE', why, { details: [...tracker.notable, ...(e as HnError).details], cause: e });
+        throw e;
+      }
     }
     const installed = await installedPackages(root);
     io.log(`emerge merged ${tracker.merged.length} package(s); ${installed.length} installed in total`);

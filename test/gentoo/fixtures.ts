@@ -146,6 +146,9 @@ total=$(echo $atoms | wc -w)
 i=0
 for a in $atoms; do
   i=$((i + 1))
+  case "$a" in
+    fail/*) echo ">>> Emerging (\${i} of \${total}) \${a}-1.0::gentoo"; echo " * ERROR: \${a}-1.0::gentoo failed (compile phase):"; exit 1 ;;
+  esac
   echo ">>> Emerging (\${i} of \${total}) \${a}-1.0::gentoo"
   mkdir -p "/var/db/pkg/\${a}-1.0"
   echo "\${a}-1.0" > "/var/db/pkg/\${a}-1.0/PF"

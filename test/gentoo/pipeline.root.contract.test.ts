@@ -31,7 +31,7 @@ import { IS_ROOT, KV, REPO, makeTestKey, readXattr, publishSnapshot, publishStag
 const PORTAGE_PROFILE = 'default/linux/amd64/23.0/systemd';
 const SNAPSHOT = '20260501';
 
-function testProfile(mirror: string, key: TestKey): ResolvedProfile {
+function testProfile(mirror: string, key: TestKey, extraPackages: string[] = []): ResolvedProfile {
   return profileSchema.parse({
     name: 'gentoo-contract',
     description: 'contract test profile',
@@ -54,7 +54,7 @@ function testProfile(mirror: string, key: TestKey): ResolvedProfile {
       use: { 'app-emulation/libvirt': ['qemu', 'lxc', 'virt-network'] },
       acceptKeywords: { 'app-containers/docker': ['~amd64'] },
       licenses: {},
-      packages: ['app-containers/lxc', 'app-emulation/qemu', 'app-containers/docker', 'sys-kernel/genkernel'],
+      packages: ['app-containers/lxc', 'app-emulation/qemu', 'app-containers/docker', 'sys-kernel/genkernel', ...extraPackages],
     },
   });
 }
@@ -185,6 +185,25 @@ describe.skipIf(!IS_ROOT)('[contract][root] Gentoo stages end to end on a synthe
       expect(failed).toEqual([]);
       expect(await mountsUnder(root)).toEqual([]);
     }
+  });
+
+  it('an emerge failure names the package and phase: EGENTOO_EMERGE', async () => {
+    await publishStage3(mirrorRoot, key);
+    const base = await tempDir('hnforge-gentoo-emergefail-');
+    dirs.push(base);
+    const h = await harness(testProfile(mirror.url, key, ['fail/compile']), base);
+    let err: unknown;
+    try {
+      for (const s of [gentooStage3, gentooUnpack, gentooPortage, chrootEnter, gentooBinds]) await h.run(s);
+      await h.run(gentooEmerge).catch((e) => (err = e));
+    } finally {
+      await h.ctx.stack.unwind();
+    }
+    expect(err).toBeInstanceOf(HnError);
+    expect((err as HnError).code).toBe('EGENTOO_EMERGE');
+    expect((err as HnError).message).toBe('emerge failed building fail/compile-1.0 (compile phase); its build log is named in the stage log');
+    expect(h.progress).toContain('package 5 of 6: fail/compile-1.0');
+    expect(await mountsUnder(h.ctx.root!)).toEqual([]);
   });
 
   async function failingKernel(extra: Parameters<typeof stage3Entries>[0], withChroot: boolean): Promise<{ code: string; message: string; root: string }> {

@@ -6,7 +6,7 @@ import { checkStatus, parseGpgStatus } from '../../pipeline/gentoo/openpgp.ts';
 import { checkHeader } from '../../pipeline/gentoo/tarscan.ts';
 import { buildOnlyConf, emergeAtoms, makeConf, portageConfig, stripBuildOnlyBlock, BEGIN_BUILD_ONLY, type GentooProfile } from '../../pipeline/gentoo/portage-config.ts';
 import { patchLinuxrc, checkKernelOptions, mergeKernelConfig, HOOK_BEGIN, LINUXRC_ANCHOR } from '../../pipeline/gentoo/kernel.ts';
-import { parseEmergeLine, EmergeTracker } from '../../pipeline/gentoo/emerge.ts';
+import { parseEmergeLine, EmergeTracker, explainEmergeFailure } from '../../pipeline/gentoo/emerge.ts';
 import { gentooCmd } from '../../pipeline/gentoo/commands.ts';
 
 const code = (f: () => unknown) => {
@@ -228,6 +228,14 @@ describe('emerge progress', () => {
     t.line('>>> Emerging (1 of 2) a/b-1::gentoo');
     t.line('noise');
     expect(shown).toEqual(['package 1 of 2: a/b-1']);
+  });
+  it('explains a failure in one line', () => {
+    const t = new EmergeTracker(() => {});
+    [' * ERROR: app-emulation/qemu-9.2.0::gentoo failed (compile phase):', 'noise'].forEach(t.line);
+    expect(explainEmergeFailure(t.notable)).toBe('emerge failed building app-emulation/qemu-9.2.0 (compile phase); its build log is named in the stage log');
+    expect(explainEmergeFailure(['The following keyword changes are necessary to proceed:'])).toMatch(/gentoo\.acceptKeywords/);
+    expect(explainEmergeFailure(['emerge: there are no ebuilds to satisfy "net-fs/nope".'])).toMatch(/nothing to satisfy an atom \("net-fs\/nope"\.\)/);
+    expect(explainEmergeFailure(['something else'])).toBeUndefined();
   });
 });
 

@@ -88,13 +88,13 @@ describe.skipIf(!IS_ROOT)('[contract][root] Gentoo build through the engine, loo
     const cache = join(work, 'cache');
     const out = join(work, 'out');
     const stages = withGentooStages(stagesFor('gentoo'));
-    const mountsBefore = await readFile('/proc/mounts', 'utf8');
     try {
       const result = await build({ profile: 'gentoo-contract', repoDir: repo, cacheDir: cache, outputDir: out, progress: 'silent', stages });
       expect(result.ok, JSON.stringify(result.error)).toBe(true);
       expect(result.stages.filter((s) => s.status !== 'ran').map((s) => `${s.name}:${s.status}`)).toEqual([]);
       expect(result.image).toBe(join(out, 'hn-root.img'));
-      expect(await readFile('/proc/mounts', 'utf8')).toBe(mountsBefore);
+      // Nothing of this build is still mounted (other builds on the host may be: compare only ours).
+      expect((await readFile('/proc/mounts', 'utf8')).split('\n').filter((l) => l.includes(work) || l.includes(cache))).toEqual([]);
 
       // Look inside the published image.
       const stack = new ResourceStack();

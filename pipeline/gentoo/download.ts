@@ -24,7 +24,12 @@ export interface DownloadOptions {
   signal?: AbortSignal;
   /** Milliseconds without progress before giving up on a connection. */
   stallMs?: number;
+  /** Refuse anything larger (small files: index, signatures, digests). */
+  maxBytes?: number;
 }
+
+/** Limit for the index, signature and digest files (real ones are a few KiB). */
+export const SMALL_FILE_LIMIT = 1024 * 1024;
 
 async function sizeOf(path: string): Promise<number | undefined> {
   try {
@@ -106,12 +111,20 @@ export async function download(url: string, dest: string, opts: DownloadOptions 
       );
     }
     total ??= opts.expectedBytes;
+    if (opts.maxBytes !== undefined && total !== undefined && total > opts.maxBytes) {
+      await res.body?.cancel();
+      throw gentooError('EGENTOO_DOWNLOAD', `${url}: ${total} bytes, more than the ${opts.maxBytes} such a file can have; the mirror is broken, try another one`);
+    }
 
     let received = have;
     let lastReport = 0;
     const counter = new Transform({
       transform(chunk: Buffer, _enc, cb) {
         received += chunk.length;
+        if (opts.maxBytes !== undefined && received > opts.maxBytes) {
+          cb(gentooError('EGENTOO_DOWNLOAD', `${url}: more than ${opts.maxBytes} bytes, too large for this kind of file; the mirror is broken, try another one`));
+          return;
+        }
         armStall();
         const now = Date.now();
         if (opts.onProgress && now - lastReport > 250) {
@@ -126,6 +139,10 @@ export async function download(url: string, dest: string, opts: DownloadOptions 
       await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), counter, createWriteStream(part, { flags }));
     } catch (e) {
       if (opts.signal?.aborted) throw new HnError('EABORTED', `download stopped: ${url} (kept ${received} bytes to resume)`);
+      if (e instanceof HnError) {
+        await rm(part, { force: true });
+        throw e;
+      }
       throw gentooError('EGENTOO_TRUNCATED', `${url}: connection ended after ${received}${total ? ` of ${total}` : ''} bytes (${errText(e)}); rerun to resume`, { cause: e });
     }
     opts.onProgress?.({ url, received, total });
@@ -148,7 +165,7 @@ export async function download(url: string, dest: string, opts: DownloadOptions 
 /** Downloads a small file (index, signature, digests) and returns its text. */
 export async function downloadText(url: string, dest: string, opts: DownloadOptions = {}): Promise<string> {
   await rm(`${dest}.part`, { force: true });
-  await download(url, dest, opts);
+  await download(url, dest, { maxBytes: SMALL_FILE_LIMIT, ...opts });
   return readFile(dest, 'utf8');
 }
 

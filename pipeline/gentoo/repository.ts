@@ -5,7 +5,7 @@
 
 import { mkdir, rm, access, rename, mkdtemp } from 'node:fs/promises';
 import { join } from 'node:path';
-import { download, fromMirrors } from './download.ts';
+import { download, fromMirrors, SMALL_FILE_LIMIT } from './download.ts';
 import { digestFile } from './digest.ts';
 import { gentooCmd } from './commands.ts';
 import { gentooError } from './errors.ts';
@@ -47,7 +47,8 @@ export async function fetchVerifiedSnapshot(req: SnapshotRequest): Promise<{ pat
         async (m) => {
           const u = snapshotUrls(m, req.date);
           req.log?.(`download: ${u.tarball}`);
-          await download(u.signature, `${partial}.gpgsig`, { signal: req.signal });
+          await rm(`${partial}.gpgsig.part`, { force: true });
+          await download(u.signature, `${partial}.gpgsig`, { signal: req.signal, maxBytes: SMALL_FILE_LIMIT });
           await download(u.tarball, partial, { signal: req.signal });
           return u.tarball;
         },

@@ -6,7 +6,7 @@
 
 import { mkdir, rm, rename, access, writeFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { download, downloadText, fromMirrors, type DownloadProgress } from './download.ts';
+import { download, downloadText, fromMirrors, SMALL_FILE_LIMIT, type DownloadProgress } from './download.ts';
 import { digestFile, checkDigests } from './digest.ts';
 import {
   indexUrl, isClearsigned, parseDigests, parseStage3Index, requireDigests, resolveStage3, stage3FileName, stage3Urls,
@@ -113,8 +113,10 @@ export async function fetchVerifiedStage3(req: Stage3Request): Promise<VerifiedS
         mirrors,
         async (m) => {
           const u = stage3Urls(m, entry);
-          await download(u.signature, `${sigFile}.new`, { signal: req.signal });
-          await download(u.digests, `${digestsFile}.new`, { signal: req.signal });
+          await rm(`${sigFile}.new.part`, { force: true });
+          await rm(`${digestsFile}.new.part`, { force: true });
+          await download(u.signature, `${sigFile}.new`, { signal: req.signal, maxBytes: SMALL_FILE_LIMIT });
+          await download(u.digests, `${digestsFile}.new`, { signal: req.signal, maxBytes: SMALL_FILE_LIMIT });
           return m;
         },
         req.log,

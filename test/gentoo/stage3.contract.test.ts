@@ -181,6 +181,11 @@ describe('[contract] stage3 fetch and verification (local mirror, throwaway key)
     expect(await codeOf(fetchVerifiedStage3(request({ keyringFile: junk })))).toBe('EGENTOO_KEYRING');
   });
 
+  it('refuses an oversized index without reading it all: EGENTOO_DOWNLOAD', async () => {
+    await writeFile(join(mirrorRoot, 'releases/amd64/autobuilds/latest-stage3-amd64-systemd.txt'), Buffer.alloc(2 * 1024 * 1024, 'a'));
+    expect(await codeOf(fetchVerifiedStage3(request()))).toBe('EGENTOO_DOWNLOAD');
+  });
+
   it('falls back to the next mirror when the first does not answer', async () => {
     const v = await fetchVerifiedStage3(request({ mirrors: ['http://127.0.0.1:9/', mirror.url] }));
     expect(v.url.startsWith(mirror.url)).toBe(true);

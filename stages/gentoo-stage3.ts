@@ -11,7 +11,7 @@ import type { StageDef } from '../pipeline/stage.ts';
 import { formatBytes, gentooOf, gentooTmp, keyringFile, type GentooStage3Info } from '../pipeline/gentoo/context.ts';
 import { indexUrl, stage3Urls } from '../pipeline/gentoo/index.ts';
 import { makeKeyring } from '../pipeline/gentoo/openpgp.ts';
-import { fetchVerifiedStage3, resolveEntry } from '../pipeline/gentoo/stage3.ts';
+import { fetchVerifiedStage3, pruneStage3Cache, resolveEntry } from '../pipeline/gentoo/stage3.ts';
 
 export const gentooStage3: StageDef = {
   name: 'gentoo-stage3',
@@ -80,6 +80,7 @@ export const gentooStage3: StageDef = {
       },
     });
     io.log(`verified ${v.fileName}: signature by ${v.fingerprint}, sha512 ${v.sha512}${v.fromCache ? ' (cached)' : ''}`);
+    for (const old of await pruneStage3Cache(ctx.cacheDir)) io.log(`cache: removed the stage3 of an older release (${old})`);
     io.progress(`stage3 ${v.timestamp} verified${v.fromCache ? ' (cached)' : ''}`);
     const info: GentooStage3Info = {
       url: v.url, fingerprint: v.fingerprint, timestamp: v.timestamp, fileName: v.fileName,

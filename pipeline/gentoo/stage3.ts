@@ -4,7 +4,7 @@
 // only then file it in the cache under its SHA512. A cached tarball is
 // checked again on every build, so a corrupted cache is caught too.
 
-import { mkdir, rm, rename, access, writeFile, readFile } from 'node:fs/promises';
+import { mkdir, rm, rename, access, writeFile, readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { download, downloadText, fromMirrors, SMALL_FILE_LIMIT, type DownloadProgress } from './download.ts';
 import { digestFile, checkDigests } from './digest.ts';
@@ -187,3 +187,26 @@ export async function fetchVerifiedStage3(req: Stage3Request): Promise<VerifiedS
   }
 }
 
+
+/**
+ * Keeps the verified stage3 tarballs of the `keep` newest releases in the
+ * cache (a nightly build on 'latest' adds ~280 MB a week otherwise); the
+ * signature and digests of older releases stay (a few KiB). Returns the
+ * blobs removed.
+ */
+export async function pruneStage3Cache(cacheDir: string, keep = 2): Promise<string[]> {
+  const paths = gentooCachePaths(cacheDir);
+  const releases = (await readdir(paths.releases).catch(() => [] as string[])).filter((d) => /^\d{8}T\d{6}Z$/.test(d)).sort().reverse();
+  const wanted = new Set<string>();
+  for (const ts of releases.slice(0, keep)) {
+    const v = await readFile(join(paths.releases, ts, 'verified.json'), 'utf8').then((t) => JSON.parse(t) as { sha512?: string }, () => undefined);
+    if (v?.sha512) wanted.add(`${v.sha512}.tar.xz`);
+  }
+  const removed: string[] = [];
+  for (const blob of await readdir(paths.blobs).catch(() => [] as string[])) {
+    if (!/^[0-9a-f]{128}\.tar\.xz$/.test(blob) || wanted.has(blob)) continue;
+    await rm(join(paths.blobs, blob), { force: true });
+    removed.push(blob);
+  }
+  return removed;
+}

@@ -8,9 +8,9 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { appendFile, readdir, readFile, rm, truncate, writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HnError } from '../../pipeline/errors.ts';
-import { fetchVerifiedStage3, gentooCachePaths, type Stage3Request } from '../../pipeline/gentoo/stage3.ts';
+import { fetchVerifiedStage3, gentooCachePaths, pruneStage3Cache, type Stage3Request } from '../../pipeline/gentoo/stage3.ts';
 import { download } from '../../pipeline/gentoo/download.ts';
-import { makeTestKey, publishStage3, serveMirror, tempDir, writeIndex, type Mirror, type Release, type TestKey } from './fixtures.ts';
+import { makeTestKey, publishStage3, serveMirror, stage3Entries, tempDir, writeIndex, type Mirror, type Release, type TestKey } from './fixtures.ts';
 
 let key: TestKey;
 let stranger: TestKey;
@@ -197,5 +197,18 @@ describe('[contract] stage3 fetch and verification (local mirror, throwaway key)
     const again = await fetchVerifiedStage3(request());
     expect(again.fromCache).toBe(false);
     expect(again.sha512).toBe(v.sha512);
+  });
+
+  it('keeps the tarballs of the two newest releases when pruning the cache', async () => {
+    const timestamps = ['20260419T164604Z', '20260426T164604Z', '20260503T164604Z'];
+    const hashes: string[] = [];
+    for (const ts of timestamps) {
+      const r = await publishStage3(mirrorRoot, key, { timestamp: ts, entries: stage3Entries([{ name: './etc/release', content: ts }]) });
+      const v = await fetchVerifiedStage3(request({ stage3: r.timestamp }));
+      hashes.push(v.sha512);
+    }
+    expect(new Set(hashes).size).toBe(3);
+    expect(await pruneStage3Cache(cache)).toEqual([`${hashes[0]}.tar.xz`]);
+    expect((await blobs()).sort()).toEqual([`${hashes[1]}.tar.xz`, `${hashes[2]}.tar.xz`].sort());
   });
 });

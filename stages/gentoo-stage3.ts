@@ -80,7 +80,7 @@ export const gentooStage3: StageDef = {
       },
     });
     io.log(`verified ${v.fileName}: signature by ${v.fingerprint}, sha512 ${v.sha512}${v.fromCache ? ' (cached)' : ''}`);
-    for (const old of await pruneStage3Cache(ctx.cacheDir)) io.log(`cache: removed the stage3 of an older release (${old})`);
+    for (const old of await pruneStage3Cache(ctx.cacheDir, 2, [v.sha512])) io.log(`cache: removed the stage3 of an older release (${old})`);
     io.progress(`stage3 ${v.timestamp} verified${v.fromCache ? ' (cached)' : ''}`);
     const info: GentooStage3Info = {
       url: v.url, fingerprint: v.fingerprint, timestamp: v.timestamp, fileName: v.fileName,

@@ -191,13 +191,14 @@ export async function fetchVerifiedStage3(req: Stage3Request): Promise<VerifiedS
 /**
  * Keeps the verified stage3 tarballs of the `keep` newest releases in the
  * cache (a nightly build on 'latest' adds ~280 MB a week otherwise); the
- * signature and digests of older releases stay (a few KiB). Returns the
- * blobs removed.
+ * signature and digests of older releases stay (a few KiB). `inUse` (SHA512s)
+ * are kept whatever their age: the build's own, possibly pinned, stage3.
+ * Returns the blobs removed.
  */
-export async function pruneStage3Cache(cacheDir: string, keep = 2): Promise<string[]> {
+export async function pruneStage3Cache(cacheDir: string, keep = 2, inUse: string[] = []): Promise<string[]> {
   const paths = gentooCachePaths(cacheDir);
   const releases = (await readdir(paths.releases).catch(() => [] as string[])).filter((d) => /^\d{8}T\d{6}Z$/.test(d)).sort().reverse();
-  const wanted = new Set<string>();
+  const wanted = new Set<string>(inUse.map((sha) => `${sha}.tar.xz`));
   for (const ts of releases.slice(0, keep)) {
     const v = await readFile(join(paths.releases, ts, 'verified.json'), 'utf8').then((t) => JSON.parse(t) as { sha512?: string }, () => undefined);
     if (v?.sha512) wanted.add(`${v.sha512}.tar.xz`);

@@ -210,5 +210,9 @@ describe('[contract] stage3 fetch and verification (local mirror, throwaway key)
     expect(new Set(hashes).size).toBe(3);
     expect(await pruneStage3Cache(cache)).toEqual([`${hashes[0]}.tar.xz`]);
     expect((await blobs()).sort()).toEqual([`${hashes[1]}.tar.xz`, `${hashes[2]}.tar.xz`].sort());
+    // A build pinned to an old release keeps its own tarball.
+    const old = await fetchVerifiedStage3(request({ stage3: timestamps[0] }));
+    expect(await pruneStage3Cache(cache, 2, [old.sha512])).toEqual([]);
+    expect(await blobs()).toContain(`${old.sha512}.tar.xz`);
   });
 });

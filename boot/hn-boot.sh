@@ -35,6 +35,7 @@ HN_ROOT_MODE=${HN_ROOT_MODE:-ro}
 HN_STOP_AFTER=${HN_STOP_AFTER:-}
 HN_VERIFY=${HN_VERIFY:-sha256}
 HN_CMDLINE_FILE=${HN_CMDLINE_FILE:-/proc/cmdline}
+HN_ID_FILE=${HN_ID_FILE:-/etc/hn-initramfs-id}
 
 HN_CUR=hn-root.img
 HN_NEW=hn-root-new.img
@@ -85,17 +86,28 @@ hn_powercut() {
 	sleep 30
 }
 
+# Before any reboot: unmount the host partition. sync(2) only commits the
+# ext4 journal; GRUB reads the filesystem without replaying it, so a rename
+# that is only in the journal is invisible to GRUB. Unmounting checkpoints it.
+hn_release_hostpart() {
+	hn_sync
+	if grep -q " $HN_HP " /proc/mounts 2>/dev/null; then
+		umount "$HN_HP" 2>/dev/null || mount -o remount,ro "$HN_HP" 2>/dev/null || hn_log "cannot release $HN_HP"
+	fi
+	hn_sync
+}
+
 # A hard reboot: busybox `reboot` without -f only signals init, which is us.
 hn_reboot() {
 	hn_log "rebooting now"
-	hn_sync
+	hn_release_hostpart
 	reboot -f
 	sleep 30
 }
 
 hn_poweroff() {
 	hn_log "powering off now"
-	hn_sync
+	hn_release_hostpart
 	poweroff -f
 	sleep 30
 }
@@ -424,5 +436,37 @@ hn_mount_image() {
 		fi
 	done
 	hn_log "mounted $hn_img at $1 ($HN_ROOT_MODE)"
+	hn_check_identity "$1" || return 1
 	return 0
+}
+
+# GRUB and the initramfs must agree on the image: the kernel and initramfs
+# running now must be the ones inside the image about to become root. The
+# build writes the same id (a hash of kernel + initramfs) to the initramfs
+# ($HN_ID_FILE) and to the image (/boot/hn-boot-id). A mismatch means GRUB read
+# a stale directory (a rename still only in the journal after a power cut):
+# release the host partition (which checkpoints the journal) and reboot once.
+# A second mismatch in a row boots anyway, reported.
+hn_check_identity() {
+	[ -r "$HN_ID_FILE" ] || return 0
+	hn_mine=$(cat "$HN_ID_FILE")
+	hn_theirs=$(cat "$1/boot/hn-boot-id" 2>/dev/null)
+	if [ -z "$hn_theirs" ]; then
+		hn_log "image has no /boot/hn-boot-id: kernel/image agreement not checked"
+		return 0
+	fi
+	if [ "$hn_mine" = "$hn_theirs" ]; then
+		[ -e "$HN_HP/hn-boot.mismatch" ] && rm -f "$HN_HP/hn-boot.mismatch"
+		return 0
+	fi
+	if [ -e "$HN_HP/hn-boot.mismatch" ]; then
+		rm -f "$HN_HP/hn-boot.mismatch"
+		hn_report "kernel/initramfs $hn_mine does not belong to $HN_REAL_ROOT ($hn_theirs), second boot in a row: booting anyway"
+		return 0
+	fi
+	hn_report "GRUB loaded kernel/initramfs $hn_mine but $HN_REAL_ROOT holds $hn_theirs (stale directory after a power cut?): flushing the host partition and rebooting"
+	: >"$HN_HP/hn-boot.mismatch"
+	umount "$1" 2>/dev/null
+	hn_reboot
+	return 1
 }

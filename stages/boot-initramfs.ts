@@ -5,6 +5,7 @@
 // /boot/kernel and /boot/initramfs symlinks GRUB loads through.
 
 import { chmod, copyFile, lstat, mkdir, mkdtemp, open, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { need } from '../pipeline/context.ts';
 import { HnError } from '../pipeline/errors.ts';
@@ -63,6 +64,8 @@ export interface InitramfsResult {
   /** Profile modules this kernel does not have at all. */
   missing: string[];
   bytes: number;
+  /** Written to the initramfs (/etc/hn-initramfs-id) and the image (/boot/hn-boot-id). */
+  bootId: string;
 }
 
 const norm = (name: string) => name.replace(/-/g, '_');
@@ -203,7 +206,6 @@ export async function buildInitramfs(opts: InitramfsOptions): Promise<InitramfsR
     }
     await writeFile(s('etc/hn-modules'), early.files.join('\n') + '\n');
     await writeFile(s('etc/hn-modules-btrfs'), lateFiles.join('\n') + (lateFiles.length ? '\n' : ''));
-    await writeFile(s('etc/hn-initramfs-id'), `${opts.id ?? version}\n`);
     // The kernel opens /dev/console before /init runs; without the node /init has no output.
     await opts.run({ file: 'mknod', args: ['-m', '600', s('dev/console'), 'c', '5', '1'], timeoutMs: 10_000 });
     await opts.run(bootCmd.touchTree(stage, opts.epoch ?? 0));
@@ -211,10 +213,30 @@ export async function buildInitramfs(opts: InitramfsOptions): Promise<InitramfsR
     const out = join(opts.root, 'boot', `initramfs-${version}.img`);
     const cpioFile = join(opts.workDir, `initramfs-${version}.cpio`);
     await opts.run(bootCmd.cpioCreate(stage, cpioFile, await listTree(stage)));
+    // Identity shared by this initramfs and the image (hn_check_identity): a
+    // hash of the kernel and the archive, carried in a second, appended archive.
+    const h = createHash('sha256');
+    h.update(await readFile(join(opts.root, 'boot', `vmlinuz-${version}`)));
+    h.update(await readFile(cpioFile));
+    const bootId = `${opts.id ?? version} ${h.digest('hex').slice(0, 24)}`;
+    const idStage = await mkdtemp(join(opts.workDir, 'initramfs-id-'));
+    const idCpio = join(opts.workDir, `initramfs-${version}.id.cpio`);
+    try {
+      await mkdir(join(idStage, 'etc'));
+      await writeFile(join(idStage, 'etc/hn-initramfs-id'), `${bootId}\n`);
+      await opts.run(bootCmd.touchTree(idStage, opts.epoch ?? 0));
+      await opts.run(bootCmd.cpioCreate(idStage, idCpio, ['etc/hn-initramfs-id']));
+    } finally {
+      await rm(idStage, { recursive: true, force: true });
+    }
     await opts.run(bootCmd.gzip(cpioFile));
+    await opts.run(bootCmd.gzip(idCpio));
     await mkdir(join(opts.root, 'boot'), { recursive: true });
-    await copyFile(`${cpioFile}.gz`, out);
+    // The kernel unpacks concatenated archives in order.
+    await writeFile(out, Buffer.concat([await readFile(`${cpioFile}.gz`), await readFile(`${idCpio}.gz`)]));
     await rm(`${cpioFile}.gz`, { force: true });
+    await rm(`${idCpio}.gz`, { force: true });
+    await writeFile(join(opts.root, 'boot/hn-boot-id'), `${bootId}\n`);
 
     for (const [link, target] of [['boot/initramfs', `initramfs-${version}.img`], ['boot/kernel', `vmlinuz-${version}`]] as const) {
       await rm(join(opts.root, link), { force: true });
@@ -224,7 +246,7 @@ export async function buildInitramfs(opts: InitramfsOptions): Promise<InitramfsR
     await mkdir(join(opts.root, 'hostpart'), { recursive: true });
     const bytes = (await stat(out)).size;
     log(`initramfs-${version}.img: ${bytes} bytes, ${resolved.files.length} modules`);
-    return { kernelVersion: version, path: out, moduleFiles: resolved.files, builtin: resolved.builtin, missing: resolved.missing, bytes };
+    return { kernelVersion: version, bootId, path: out, moduleFiles: resolved.files, builtin: resolved.builtin, missing: resolved.missing, bytes };
   } finally {
     await rm(stage, { recursive: true, force: true });
   }

@@ -184,7 +184,8 @@ export async function listHostpart(d: Disk): Promise<string[]> {
 }
 
 export async function catHostpart(d: Disk, path: string): Promise<string> {
-  return debugfs(d, [`cat ${path}`]);
+  // debugfs -f echoes each request as "debugfs: <request>" before its output.
+  return (await debugfs(d, [`cat ${path}`])).replace(/^debugfs: .*\n/m, '');
 }
 
 /** Filesystem state of the host partition: clean and no journal to replay. */

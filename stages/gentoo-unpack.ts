@@ -11,6 +11,7 @@ import { gentooCmd } from '../pipeline/gentoo/commands.ts';
 import { gentooOf, gentooTmp } from '../pipeline/gentoo/context.ts';
 import { gentooError } from '../pipeline/gentoo/errors.ts';
 import { scanTar } from '../pipeline/gentoo/tarscan.ts';
+import { indexUrl } from '../pipeline/gentoo/index.ts';
 
 export const gentooUnpack: StageDef = {
   name: 'gentoo-unpack',
@@ -26,7 +27,9 @@ export const gentooUnpack: StageDef = {
     const tar = join(gentooTmp(ctx), 'stage3.tar');
     const root = join(ctx.buildDir, 'root');
     return [
-      `stage3 ${s?.url || '(unresolved)'} signed by ${gentooOf(ctx).releaseKeyFingerprint}`,
+      s?.url
+        ? `stage3 ${s.url} signed by ${gentooOf(ctx).releaseKeyFingerprint}`
+        : `stage3 ${gentooOf(ctx).stage3} from ${indexUrl(gentooOf(ctx).mirrors[0]!, gentooOf(ctx).variant)}, signed by ${gentooOf(ctx).releaseKeyFingerprint} (not resolved in this dry run: ${s?.unresolved ?? 'unknown'})`,
       formatCommand(gentooCmd.xzDecompress(s?.path ?? '<cache>/gentoo/blobs/<sha512>.tar.xz', tar)),
       `scan ${tar}: refuse absolute paths, '..', links escaping the root`,
       formatCommand(gentooCmd.tarExtract(tar, root)),

@@ -1,6 +1,6 @@
-// [contract][root] A whole Gentoo build through the engine: the shared stages
-// (sparse image, loop mount, chroot, layout, scrub, seal) with the Gentoo
-// stages inserted by withGentooStages, a synthetic stage3 and repository
+// [contract][root] A whole Gentoo build through the engine and its stage table:
+// the shared stages (sparse image, loop mount, chroot, layout, scrub, seal)
+// and the Gentoo stages, a synthetic stage3 and repository
 // snapshot from a local mirror signed by a throwaway key, and the emerge and
 // genkernel stand-ins running inside the loop-mounted image.
 // NOT verified here: real Gentoo packages, a real kernel or initramfs, that
@@ -13,8 +13,6 @@ import { stringify } from 'yaml';
 import { build } from '../../pipeline/runner.ts';
 import { ResourceStack } from '../../pipeline/seam/resources.ts';
 import { attachLoop, mountOn } from '../../pipeline/seam/system.ts';
-import { stagesFor } from '../../pipeline/stages-table.ts';
-import { withGentooStages } from '../../stages/gentoo-table.ts';
 import { IS_ROOT, KV, REPO, makeTestKey, publishSnapshot, publishStage3, serveMirror, tempDir, type Mirror, type TestKey } from './fixtures.ts';
 
 const PORTAGE_PROFILE = 'default/linux/amd64/23.0/systemd';
@@ -67,8 +65,7 @@ describe.skipIf(!IS_ROOT)('[contract][root] Gentoo build through the engine, loo
   it('dry run: resolves the stage3 from the signed index and prints every Gentoo command', async () => {
     const repo = await testRepo(await tempDir('hnforge-repo-'), mirror.url, key);
     try {
-      const stages = withGentooStages(stagesFor('gentoo'));
-      const result = await build({ profile: 'gentoo-contract', repoDir: repo, cacheDir: join(work, 'dry-cache'), outputDir: join(work, 'dry-out'), dryRun: true, progress: 'silent', stages });
+      const result = await build({ profile: 'gentoo-contract', repoDir: repo, cacheDir: join(work, 'dry-cache'), outputDir: join(work, 'dry-out'), dryRun: true, progress: 'silent' });
       expect(result.ok).toBe(true);
       const byName = Object.fromEntries(result.stages.map((s) => [s.name, s]));
       expect(byName['gentoo-stage3']?.status).toBe('ran');
@@ -87,9 +84,8 @@ describe.skipIf(!IS_ROOT)('[contract][root] Gentoo build through the engine, loo
     const repo = await testRepo(await tempDir('hnforge-repo-'), mirror.url, key);
     const cache = join(work, 'cache');
     const out = join(work, 'out');
-    const stages = withGentooStages(stagesFor('gentoo'));
     try {
-      const result = await build({ profile: 'gentoo-contract', repoDir: repo, cacheDir: cache, outputDir: out, progress: 'silent', stages });
+      const result = await build({ profile: 'gentoo-contract', repoDir: repo, cacheDir: cache, outputDir: out, progress: 'silent' });
       expect(result.ok, JSON.stringify(result.error)).toBe(true);
       expect(result.stages.filter((s) => s.status !== 'ran').map((s) => `${s.name}:${s.status}`)).toEqual([]);
       expect(result.image).toBe(join(out, 'hn-root.img'));
@@ -128,7 +124,7 @@ describe.skipIf(!IS_ROOT)('[contract][root] Gentoo build through the engine, loo
 
       // Second build: everything cached, the stage3 only re-verified.
       mirror.requests.length = 0;
-      const again = await build({ profile: 'gentoo-contract', repoDir: repo, cacheDir: cache, outputDir: out, progress: 'silent', stages });
+      const again = await build({ profile: 'gentoo-contract', repoDir: repo, cacheDir: cache, outputDir: out, progress: 'silent' });
       expect(again.ok).toBe(true);
       expect(again.stages.filter((s) => s.kind !== 'compute').every((s) => s.status === 'cached')).toBe(true);
       expect(mirror.requests.map((r) => r.path)).toEqual(['/releases/amd64/autobuilds/latest-stage3-amd64-systemd.txt']);

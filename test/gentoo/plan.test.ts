@@ -9,7 +9,6 @@ import { resolveProfile } from '../../pipeline/profiles.ts';
 import { ResourceStack } from '../../pipeline/seam/resources.ts';
 import { gentooBinds, gentooUnbind } from '../../stages/gentoo-binds.ts';
 import { gentooEmerge, overlayInputFiles, splitPackage } from '../../stages/gentoo-emerge.ts';
-import { withGentooStages } from '../../stages/gentoo-table.ts';
 import { stagesFor } from '../../pipeline/stages-table.ts';
 import { gentooKernel } from '../../stages/gentoo-kernel.ts';
 import { gentooPortage } from '../../stages/gentoo-portage.ts';
@@ -62,14 +61,16 @@ describe('gentoo-base profile and dry-run plans', () => {
     expect(splitPackage('sys-kernel/gentoo-sources-6.12.31')).toEqual({ name: 'sys-kernel/gentoo-sources', version: '6.12.31' });
   });
 
-  it('places the Gentoo stages in the shared table', () => {
-    const names = withGentooStages(stagesFor('gentoo')).map((s) => s.name);
+  it('the stage table orders the Gentoo stages as they need', () => {
+    const names = stagesFor('gentoo').map((s) => s.name);
     const at = (n: string) => names.indexOf(n);
     expect(at('gentoo-stage3')).toBe(0);
     expect(at('gentoo-unpack')).toBe(at('image-mount') + 1);
     expect(at('gentoo-binds')).toBe(at('chroot-enter') + 1);
     expect(at('gentoo-kernel')).toBeLessThan(at('layout'));
     expect(at('gentoo-scrub')).toBe(at('scrub') - 1);
+    expect(at('gentoo-portage')).toBeLessThan(at('chroot-enter'));
+    expect(names.filter((n) => n.startsWith('gentoo-'))).toHaveLength(8);
     expect(at('gentoo-unbind')).toBeLessThan(at('gentoo-scrub'));
     expect(at('chroot-leave')).toBeGreaterThan(at('scrub'));
   });

@@ -1,5 +1,5 @@
 // The stage cache on the host. Layout under the cache directory:
-//   stages/<stage>/<key>.json       context fields a stage produced
+//   stages/<profile>/<stage>/<key>.json   context fields a stage produced
 //   checkpoints/<profile>/<stage>.<key>.img   image snapshot after a checkpoint stage
 //   checkpoints/<profile>/finished.<stage>.<key>.img   the last finished image (a hard link)
 //   apt/archives/                  Debian packages, shared by every build
@@ -16,8 +16,9 @@ const FINISHED = 'finished.';
 export class StageCache {
   constructor(readonly dir: string) {}
 
-  private outputsPath(stage: string, key: string) {
-    return join(this.dir, 'stages', stage, `${key}.json`);
+  // Per profile: outputs may name the profile's own paths, and two profiles can share a key.
+  private outputsPath(profile: string, stage: string, key: string) {
+    return join(this.dir, 'stages', profile, stage, `${key}.json`);
   }
   private checkpointDir(profile: string) {
     return join(this.dir, 'checkpoints', profile);
@@ -26,16 +27,16 @@ export class StageCache {
     return join(this.checkpointDir(profile), `${finished ? FINISHED : ''}${stage}.${key}.img`);
   }
 
-  async loadOutputs(stage: string, key: string): Promise<Record<string, unknown> | undefined> {
+  async loadOutputs(profile: string, stage: string, key: string): Promise<Record<string, unknown> | undefined> {
     try {
-      return JSON.parse(await readFile(this.outputsPath(stage, key), 'utf8')) as Record<string, unknown>;
+      return JSON.parse(await readFile(this.outputsPath(profile, stage, key), 'utf8')) as Record<string, unknown>;
     } catch {
       return undefined;
     }
   }
 
-  async saveOutputs(stage: string, key: string, outputs: Record<string, unknown>): Promise<void> {
-    const path = this.outputsPath(stage, key);
+  async saveOutputs(profile: string, stage: string, key: string, outputs: Record<string, unknown>): Promise<void> {
+    const path = this.outputsPath(profile, stage, key);
     await mkdir(dirname(path), { recursive: true });
     await writeFile(`${path}.tmp`, JSON.stringify(outputs, null, 2));
     await rename(`${path}.tmp`, path);

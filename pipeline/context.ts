@@ -17,7 +17,7 @@ export interface BuildContext {
   readonly stack: ResourceStack;
   readonly dryRun: boolean;
 
-  /** The image file being built (under buildDir until published). */
+  /** The image file being built: <buildDir>/<image file name> until published. */
   workImage?: string;
   loopDevice?: string;
   /** Where the image's filesystem is mounted during the build. */

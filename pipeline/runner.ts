@@ -97,6 +97,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     outputDir: opts.outputDir,
     stack: new ResourceStack(),
     dryRun: Boolean(opts.dryRun),
+    workImage: join(buildDir, profile.image.fileName),
   };
   const cache = new StageCache(opts.cacheDir);
   const outcomes: StageOutcome[] = stages.map((s) => ({ name: s.name, kind: s.kind, status: 'not-run', seconds: 0 }));
@@ -169,7 +170,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     const workImage = join(buildDir, profile.image.fileName);
     if (finishedInCache) {
       for (const s of work) {
-        Object.assign(ctx, (await cache.loadOutputs(s.name, keys.get(s.name)!)) ?? {});
+        Object.assign(ctx, (await cache.loadOutputs(profile.name, s.name, keys.get(s.name)!)) ?? {});
         outcome(s.name).status = 'cached';
       }
       await publish(ctx, cache.checkpointPath(profile.name, finish.name, keys.get(finish.name)!, true), result, started);
@@ -195,7 +196,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       const key = keys.get(stage.name)!;
       const cached = i <= resumeAt && stage.kind !== 'attach';
       if (cached) {
-        Object.assign(ctx, (await cache.loadOutputs(stage.name, key)) ?? {});
+        Object.assign(ctx, (await cache.loadOutputs(profile.name, stage.name, key)) ?? {});
         outcome(stage.name).status = i === resumeAt ? 'restored' : 'cached';
       }
       steps.push({
@@ -209,7 +210,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
             if (abort.signal.aborted) throw abort.signal.reason;
             Object.assign(ctx, (await stage.run(ctx, io)) ?? {});
             if (abort.signal.aborted) throw abort.signal.reason;
-            await cache.saveOutputs(stage.name, key, pick(ctx, (stage.outputs ?? []) as string[]));
+            await cache.saveOutputs(profile.name, stage.name, key, pick(ctx, (stage.outputs ?? []) as string[]));
             if (stage.checkpoint) {
               progress('saving checkpoint');
               await saveCheckpoint(ctx, cache, stage.name, key);

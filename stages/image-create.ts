@@ -5,6 +5,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { cmd, formatCommand } from '../pipeline/seam/command.ts';
 import type { StageDef } from '../pipeline/stage.ts';
+import { need } from '../pipeline/context.ts';
 
 const GiB = 1024 ** 3;
 
@@ -15,7 +16,6 @@ export const imageCreate: StageDef = {
   bases: ['debian', 'gentoo'],
   needsRoot: false,
   version: 1,
-  outputs: ['workImage'],
   tools: ['truncate', 'mkfs.ext4', 'mkfs.btrfs'],
   inputs: (ctx) => ctx.profile.image,
   plan(ctx) {
@@ -24,12 +24,11 @@ export const imageCreate: StageDef = {
     return [formatCommand(cmd.truncate(image, sizeGiB * GiB)), formatCommand(cmd.mkfs(filesystem, image, label))];
   },
   async run(ctx, io) {
-    const image = join(ctx.buildDir, ctx.profile.image.fileName);
+    const image = need(ctx, 'workImage');
     const { sizeGiB, filesystem, label } = ctx.profile.image;
     await mkdir(ctx.buildDir, { recursive: true });
     await rm(image, { force: true });
     await io.run(cmd.truncate(image, sizeGiB * GiB));
     await io.run(cmd.mkfs(filesystem, image, label));
-    return { workImage: image };
   },
 };

@@ -25,38 +25,37 @@ export const BOOT_MODULE_PATH = '/lib/hn-boot.sh';
 export const HOOK_BEGIN = '# >>> hnforge boot hook (inserted at build time by hnforge gentoo-kernel)';
 export const HOOK_END = '# <<< hnforge boot hook';
 
+/** Where the shutdown script of the exitrd sits in the initramfs (same path as in the Debian initramfs). */
+export const SHUTDOWN_PATH = '/lib/hn-shutdown';
+
 /**
- * The hook: hn-boot.sh does everything (find the host partition, rotate
- * images, loop-mount the image at ${NEW_ROOT}), then the root is handed over
- * the way the Debian /init does it, so genkernel's own root search never runs.
- * If the boot module provides hn_genkernel_main, that is used instead.
+ * The hook: the boot module's hn_prepare_root does everything up to the image
+ * mounted at ${NEW_ROOT} with the host partition moved into it (the same entry
+ * point the Debian /init calls), hn_setup_exitrd prepares systemd's shutdown
+ * initramfs, and the root is handed over the way the Debian /init does it, so
+ * genkernel's own root search never runs. A boot module that provides
+ * hn_genkernel_main gets the whole job instead.
  */
 export function linuxrcHook(modulePath: string = BOOT_MODULE_PATH): string {
   return [
     HOOK_BEGIN,
     `if [ -r ${modulePath} ]; then`,
+    `\tHN_BOOT_SH=${modulePath}`,
     `\t. ${modulePath}`,
     '\tif command -v hn_genkernel_main >/dev/null 2>&1; then',
     '\t\thn_genkernel_main "${NEW_ROOT}"',
-    '\telse',
-    '\t\thn_parse_cmdline',
-    '\t\thn_wait_hostpart || hn_fail "host partition $HN_HOSTPART not found"',
-    '\t\thn_mount_hostpart || hn_fail "cannot mount the host partition"',
-    '\t\thn_rotate || hn_fail "rotation failed on $HN_HOSTPART"',
-    '\t\thn_mount_image "${NEW_ROOT}" || hn_fail "no usable root image"',
-    '\t\tmkdir -p "${NEW_ROOT}/hostpart" 2>/dev/null',
-    '\t\tmount --move "$HN_HP" "${NEW_ROOT}/hostpart" || hn_fail "cannot hand over the host partition"',
-    '\t\tif [ -x /shutdown ]; then',
-    '\t\t\tmkdir -p /run/initramfs/bin /run/initramfs/lib /run/initramfs/oldroot /run/initramfs/proc /run/initramfs/sys /run/initramfs/dev /run/initramfs/run /run/initramfs/hostpart',
-    '\t\t\tcp /bin/busybox /run/initramfs/bin/busybox && ln -sf busybox /run/initramfs/bin/sh',
-    `\t\t\tcp ${modulePath} /run/initramfs/lib/hn-boot.sh && cp /shutdown /run/initramfs/shutdown && chmod 755 /run/initramfs/shutdown`,
-    '\t\tfi',
+    '\telif command -v hn_prepare_root >/dev/null 2>&1; then',
+    '\t\thn_prepare_root "${NEW_ROOT}"',
+    `\t\thn_setup_exitrd ${SHUTDOWN_PATH} || hn_log "no exitrd: shutdown will leave the host partition dirty"`,
+    '\t\t# genkernel started udevd; it must not outlive the initramfs.',
     '\t\tudevadm control --exit >/dev/null 2>&1',
     '\t\tfor hn_api in /dev /proc /sys /run; do',
     '\t\t\tmount --move "$hn_api" "${NEW_ROOT}$hn_api" 2>/dev/null || umount -l "$hn_api"',
     '\t\tdone',
     '\t\texec switch_root "${NEW_ROOT}" "${REAL_INIT:-/sbin/init}"',
     '\t\thn_fail "switch_root to the image failed"',
+    '\telse',
+    `\t\tbad_msg 'hnforge: ${modulePath} has no hn_prepare_root; falling back to genkernel root detection'`,
     '\tfi',
     'else',
     `\tbad_msg 'hnforge: ${modulePath} is missing from this initramfs; falling back to genkernel root detection'`,

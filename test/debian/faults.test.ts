@@ -29,6 +29,9 @@ describe('[root] Debian pipeline faults', () => {
     profiles = join(work, 'profiles');
     await cp(join(repoDir, 'profiles'), profiles, { recursive: true });
     await writeFile(join(profiles, 'bad-mirror.yaml'), 'name: bad-mirror\nextends: test-min\ndescription: unreachable mirror\ndebian:\n  mirror: http://127.0.0.1:9/debian\n');
+    // Its own profile name: its checkpoints are its own, and clearing them makes the test start cold.
+    await writeFile(join(profiles, 'sigint-min.yaml'), 'name: sigint-min\nextends: test-min\ndescription: interrupted build\n');
+    await rm(join(cache, 'checkpoints/sigint-min'), { recursive: true, force: true });
     await writeFile(join(profiles, 'bad-package.yaml'), 'name: bad-package\nextends: test-min\ndescription: a package that does not exist\npackages: [hnforge-no-such-package]\n');
     before = await systemState();
   });
@@ -60,7 +63,7 @@ describe('[root] Debian pipeline faults', () => {
   it('SIGINT during package installation: clean unwind, exit 130, the next build resumes after the bootstrap', async () => {
     const out = join(work, 'out-int');
     let sent = false;
-    const r = await hnforge(['build', '--profile', 'test-min', '--cache', cache, '--output', out, '--from', 'debian-packages'], {
+    const r = await hnforge(['build', '--profile', 'sigint-min', '--profiles-dir', profiles, '--cache', cache, '--output', out], {
       timeoutMs: 600_000,
       onStderr: (chunk, child) => {
         if (!sent && /Install the profile packages \(apt\): (downloading|package \d+)/.test(chunk)) {
@@ -73,9 +76,9 @@ describe('[root] Debian pipeline faults', () => {
     expect(r.code).toBe(130);
     expectOneLineError(r.stderr, /interrupted by SIGINT/);
     expect(await systemState()).toEqual(before);
-    await expect(readdir(join(out, 'test-min'))).rejects.toThrow();
+    await expect(readdir(join(out, 'sigint-min'))).rejects.toThrow();
 
-    const again = await hnforge(['build', '--profile', 'test-min', '--cache', cache, '--output', out, '--json'], { timeoutMs: 600_000 });
+    const again = await hnforge(['build', '--profile', 'sigint-min', '--profiles-dir', profiles, '--cache', cache, '--output', out, '--json'], { timeoutMs: 600_000 });
     expect(again.code, again.stderr.slice(-2000)).toBe(0);
     const result = JSON.parse(again.stdout) as { stages: { name: string; status: string }[] };
     const status = Object.fromEntries(result.stages.map((s) => [s.name, s.status]));

@@ -3,13 +3,16 @@
 # POSIX sh as busybox ash runs it: no arrays, no [[ ]], no bash expansions.
 #
 # It defines functions only; sourcing it has no effect beyond setting defaults.
-# The caller (an /init) does, in order:
+# An initramfs calls one function, hn_prepare_root TARGET, which does in order:
 #   hn_parse_cmdline            read the kernel command line
 #   hn_wait_hostpart            find the host partition by label, with a timeout
+#   hn_load_fs_modules TYPE     hook: the caller may load modules for btrfs/ext
 #   hn_mount_hostpart           mount it read-write at $HN_HP
 #   hn_rotate                   revert / verify / promote images; reboots after any rotation
 #   hn_mount_image TARGET       loop-mount the image GRUB booted from at TARGET
-# and on any failure calls hn_fail, which never waits at a prompt.
+#   mount --move $HN_HP TARGET/hostpart
+# and on any failure calls hn_fail, which never waits at a prompt. The caller
+# then switches root to TARGET.
 #
 # Files on the host partition (names relative to $HN_HP):
 #   hn-root.img              the current image; GRUB boots its kernel. Exists at every instant.
@@ -36,6 +39,7 @@ HN_STOP_AFTER=${HN_STOP_AFTER:-}
 HN_VERIFY=${HN_VERIFY:-sha256}
 HN_CMDLINE_FILE=${HN_CMDLINE_FILE:-/proc/cmdline}
 HN_ID_FILE=${HN_ID_FILE:-/etc/hn-initramfs-id}
+HN_BOOT_SH=${HN_BOOT_SH:-/lib/hn-boot.sh}
 
 HN_CUR=hn-root.img
 HN_NEW=hn-root-new.img
@@ -440,10 +444,52 @@ hn_mount_image() {
 	return 0
 }
 
+# Hook for the caller: load what a host partition of type $1 (btrfs, ext,
+# unknown) needs before it can be mounted. Default: nothing.
+command -v hn_load_fs_modules >/dev/null 2>&1 || hn_load_fs_modules() { return 0; }
+
+# The whole initramfs side of the boot chain; returns with TARGET ready for
+# switch_root, or does not return (reboot / power off after hn_fail).
+hn_prepare_root() {
+	hn_parse_cmdline
+	hn_wait_hostpart || hn_fail "host partition $HN_HOSTPART not found"
+	hn_load_fs_modules "$(hn_fstype "$HN_HOSTPART_DEV")"
+	hn_mount_hostpart || hn_fail "cannot mount the host partition"
+	hn_rotate || hn_fail "rotation failed on $HN_HOSTPART"
+	hn_mount_image "$1" || hn_fail "no usable root image"
+	# The host partition goes into the new root where the running system
+	# expects it (/hostpart): visible there, never a hidden rw mount.
+	if ! mount --move "$HN_HP" "$1/hostpart"; then
+		umount "$1"
+		hn_image_unusable "cannot move $HN_HP into the image's /hostpart"
+		hn_fail "cannot hand over the host partition"
+	fi
+	return 0
+}
+
+# The exitrd: systemd runs /run/initramfs/shutdown at the end of every
+# shutdown, after pivoting into /run/initramfs with the old root at /oldroot.
+# It gets busybox, this file and the shutdown script ($1), so the root image
+# and the host partition can be unmounted from outside them. /run must be a
+# tmpfs that the caller moves into the new root.
+hn_setup_exitrd() {
+	hn_x=/run/initramfs
+	mkdir -p $hn_x/bin $hn_x/lib $hn_x/oldroot $hn_x/usr $hn_x/proc $hn_x/sys $hn_x/dev $hn_x/run $hn_x/hostpart || return 1
+	cp /bin/busybox $hn_x/bin/busybox || return 1
+	cp "$HN_BOOT_SH" $hn_x/lib/hn-boot.sh
+	cp "$1" $hn_x/shutdown
+	chmod 755 $hn_x/shutdown
+	ln -sf ../bin $hn_x/usr/bin
+	ln -sf bin $hn_x/sbin
+	# One process for all applet links. Run as /bin/busybox, it links them to
+	# /bin/busybox: the right target once systemd has pivoted into /run/initramfs.
+	/bin/busybox --install -s $hn_x/bin
+}
+
 # GRUB and the initramfs must agree on the image: the kernel and initramfs
 # running now must be the ones inside the image about to become root. The
 # build writes the same id (a hash of kernel + initramfs) to the initramfs
-# ($HN_ID_FILE) and to the image (/boot/hn-boot-id). A mismatch means GRUB read
+# ($HN_ID_FILE) and to the image (/boot/hn-boot-id), as "<label> <hash>". A mismatch means GRUB read
 # a stale directory (a rename still only in the journal after a power cut):
 # release the host partition (which checkpoints the journal) and reboot once.
 # A second mismatch in a row boots anyway, reported.
@@ -455,7 +501,8 @@ hn_check_identity() {
 		hn_log "image has no /boot/hn-boot-id: kernel/image agreement not checked"
 		return 0
 	fi
-	if [ "$hn_mine" = "$hn_theirs" ]; then
+	# Compare the hash (the last word); the words before it are a label.
+	if [ "${hn_mine##* }" = "${hn_theirs##* }" ]; then
 		[ -e "$HN_HP/hn-boot.mismatch" ] && rm -f "$HN_HP/hn-boot.mismatch"
 		return 0
 	fi

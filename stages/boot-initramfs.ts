@@ -196,10 +196,10 @@ export async function buildInitramfs(opts: InitramfsOptions): Promise<InitramfsR
       await symlink('busybox', s(`bin/${applet}`)).catch(() => {});
     }
     await copyFile(join(opts.repoDir, 'boot/init'), s('init'));
-    await copyFile(join(opts.repoDir, 'boot/shutdown'), s('shutdown'));
+    await copyFile(join(opts.repoDir, 'boot/shutdown'), s('lib/hn-shutdown'));
     await copyFile(join(opts.repoDir, 'boot/hn-boot.sh'), s('lib/hn-boot.sh'));
     await chmod(s('init'), 0o755);
-    await chmod(s('shutdown'), 0o755);
+    await chmod(s('lib/hn-shutdown'), 0o755);
     for (const f of resolved.files) {
       await mkdir(dirname(s(`lib/modules/${version}/${f}`)), { recursive: true });
       await copyFile(join(modDir, f), s(`lib/modules/${version}/${f}`));

@@ -32,7 +32,7 @@ const MINUTE = 60_000;
 export async function ensureKernel(flavour: 'amd64' | 'cloud-amd64'): Promise<{ dir: string; version: string }> {
   const debs = join(CACHE, 'debs');
   await mkdir(debs, { recursive: true });
-  const pattern = new RegExp(`^linux-image-(\\d[^_]*-${flavour})_.*\\.deb$`);
+  const pattern = new RegExp(`^linux-image-(\\d+\\.\\d+\\.\\d+-\\d+-${flavour})_.*\\.deb$`);
   let found = (await readdir(debs)).filter((f) => pattern.test(f)).sort();
   if (!found.length) {
     const { stdout } = await run({ file: 'apt-cache', args: ['depends', `linux-image-${flavour}`], timeoutMs: MINUTE }, { capture: true });

@@ -4,17 +4,19 @@
 // plus the profile's fragment. Afterwards the saved config is checked against
 // the fragment and /boot/kernel and /boot/initramfs point at the results.
 
-import { readFile, copyFile, access, mkdir } from 'node:fs/promises';
+import { readFile, copyFile, access, mkdir, mkdtemp, appendFile, rm, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { bootCmd } from '../pipeline/seam/boot-commands.ts';
 import { join } from 'node:path';
 import { need } from '../pipeline/context.ts';
 import { formatCommand } from '../pipeline/seam/command.ts';
 import type { StageDef, StageIO } from '../pipeline/stage.ts';
 import type { BuildContext } from '../pipeline/context.ts';
 import { IMAGE_WORK_DIR, gentooCmd, type GenkernelOptions } from '../pipeline/gentoo/commands.ts';
-import { gentooOf, kernelFragmentFile } from '../pipeline/gentoo/context.ts';
+import { gentooOf, gentooTmp, kernelFragmentFile } from '../pipeline/gentoo/context.ts';
 import { gentooError } from '../pipeline/gentoo/errors.ts';
 import {
-  BOOT_MODULE_PATH, GENKERNEL_BASE_CONFIGS, GENKERNEL_LINUXRC, LINUXRC_ANCHOR, checkKernelOptions, findKernelOutputs, mergeKernelConfig, patchLinuxrc,
+  BOOT_MODULE_PATH, GENKERNEL_BASE_CONFIGS, GENKERNEL_LINUXRC, LINUXRC_ANCHOR, SHUTDOWN_PATH, checkKernelOptions, findKernelOutputs, mergeKernelConfig, patchLinuxrc,
 } from '../pipeline/gentoo/kernel.ts';
 import { mkdirInRoot, resolveInRoot, symlinkInRoot, writeInRoot } from '../pipeline/gentoo/safe-fs.ts';
 
@@ -33,7 +35,7 @@ export function genkernelOptions(ctx: BuildContext): GenkernelOptions {
 export function overlayFiles(ctx: BuildContext): Record<string, string> {
   return {
     [join(ctx.repoDir, 'boot/hn-boot.sh')]: BOOT_MODULE_PATH,
-    [join(ctx.repoDir, 'boot/shutdown')]: '/shutdown',
+    [join(ctx.repoDir, 'boot/shutdown')]: SHUTDOWN_PATH,
   };
 }
 
@@ -43,6 +45,37 @@ async function readInRoot(root: string, rel: string, what: string): Promise<stri
   } catch {
     throw gentooError('EGENTOO_KERNEL_OUTPUT', `${rel} is missing from the image (${what}); add sys-kernel/genkernel to gentoo.packages`);
   }
+}
+
+/**
+ * The identity hn_check_identity compares at boot (boot/hn-boot.sh): a hash
+ * of the kernel and genkernel's initramfs, appended to the initramfs as a
+ * second archive holding /etc/hn-initramfs-id (the kernel unpacks
+ * concatenated archives in order) and written to the image's /boot/hn-boot-id.
+ */
+async function stampIdentity(ctx: BuildContext, root: string, out: { kernel: string; initramfs: string; version: string }, io: StageIO): Promise<string> {
+  const kernel = await resolveInRoot(root, `/boot/${out.kernel}`);
+  const initramfs = await resolveInRoot(root, `/boot/${out.initramfs}`);
+  const h = createHash('sha256');
+  h.update(await readFile(kernel));
+  h.update(await readFile(initramfs));
+  const id = `${out.version} ${h.digest('hex').slice(0, 24)}`;
+  await mkdir(gentooTmp(ctx), { recursive: true });
+  const work = await mkdtemp(join(gentooTmp(ctx), 'initramfs-id-'));
+  try {
+    const stage = join(work, 'stage');
+    await mkdir(join(stage, 'etc'), { recursive: true });
+    await writeFile(join(stage, 'etc/hn-initramfs-id'), `${id}\n`);
+    await io.run(bootCmd.touchTree(stage, 0));
+    const cpio = join(work, 'id.cpio');
+    await io.run(bootCmd.cpioCreate(stage, cpio, ['etc/hn-initramfs-id']));
+    await io.run(bootCmd.gzip(cpio));
+    await appendFile(initramfs, await readFile(`${cpio}.gz`));
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+  await writeInRoot(root, '/boot/hn-boot-id', `${id}\n`);
+  return id;
 }
 
 async function prepare(ctx: BuildContext, root: string, io: StageIO) {
@@ -89,6 +122,7 @@ export const gentooKernel: StageDef = {
   needsRoot: true,
   version: 1,
   checkpoint: true,
+  tools: ['cpio', 'gzip'],
   outputs: ['gentooKernel'],
   inputs: (ctx) => ({ options: genkernelOptions(ctx), anchor: LINUXRC_ANCHOR }),
   files: (ctx) => [kernelFragmentFile(ctx), ...Object.keys(overlayFiles(ctx))],
@@ -96,6 +130,7 @@ export const gentooKernel: StageDef = {
     `patch ${GENKERNEL_LINUXRC} before '${LINUXRC_ANCHOR}' -> ${IMAGE_WORK_DIR}/linuxrc (sources ${BOOT_MODULE_PATH})`,
     `kernel config: ${GENKERNEL_BASE_CONFIGS[0]} (or ${GENKERNEL_BASE_CONFIGS[1]}) + ${kernelFragmentFile(ctx)}`,
     formatCommand(gentooCmd.genkernel(join(ctx.buildDir, 'root'), genkernelOptions(ctx))),
+    'append /etc/hn-initramfs-id (hash of kernel + initramfs) to the initramfs; write /boot/hn-boot-id',
     'ln -s vmlinuz-<KV> /boot/kernel; ln -s initramfs-<KV>.img /boot/initramfs',
   ],
   async run(ctx, io) {
@@ -122,6 +157,8 @@ export const gentooKernel: StageDef = {
         throw gentooError('EGENTOO_KERNEL_CONFIG', `kernel ${out.version} lacks ${wrong.length} option(s) the fragment requires (first: ${wrong[0]}); fix the fragment's dependencies`, { details: wrong });
       }
     }
+    const id = await stampIdentity(ctx, root, out, io);
+    io.log(`boot identity ${id}: appended to ${out.initramfs}, written to /boot/hn-boot-id`);
     await symlinkInRoot(root, '/boot/kernel', out.kernel);
     await symlinkInRoot(root, '/boot/initramfs', out.initramfs);
     io.log(`/boot/kernel -> ${out.kernel}; /boot/initramfs -> ${out.initramfs}`);

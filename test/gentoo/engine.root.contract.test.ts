@@ -102,6 +102,7 @@ describe.skipIf(!IS_ROOT)('[contract][root] Gentoo build through the engine, loo
         const log = join(mnt, 'var/log/hnforge-standin');
         expect(await readlink(join(mnt, 'boot/kernel'))).toBe(`vmlinuz-${KV}`);
         expect(await readlink(join(mnt, 'boot/initramfs'))).toBe(`initramfs-${KV}.img`);
+        expect(await readFile(join(mnt, 'boot/hn-boot-id'), 'utf8')).toMatch(new RegExp(`^${KV.replace(/\./g, '\\.')} [0-9a-f]{24}\n$`));
         expect((await readFile(join(log, 'emerge-0.args'), 'utf8')).trim().split(' ')).toEqual(expect.arrayContaining(['@world', 'net-fs/xtreemfs', 'sys-apps/hnforge-node']));
         expect(await readFile(join(log, 'linuxrc.used'), 'utf8')).toContain('. /lib/hn-boot.sh');
         expect(await readdir(join(mnt, 'var/db/pkg/net-fs'))).toEqual(['xtreemfs-1.0']);

@@ -12,7 +12,7 @@ import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run } from '../../pipeline/seam/run.ts';
 import { linuxrcHook, patchLinuxrc } from '../../pipeline/gentoo/kernel.ts';
-import { FAKE_LINUXRC, tempDir } from './fixtures.ts';
+import { FAKE_LINUXRC, REPO, tempDir } from './fixtures.ts';
 
 const SHELLS = [['/bin/busybox', 'sh'], ...(existsSync('/usr/bin/dash') ? [['/usr/bin/dash']] : [])];
 
@@ -37,12 +37,9 @@ async function runHook(module: string | undefined): Promise<string[]> {
 }
 
 const STUB_MODULE = [
-  'HN_HP=/hostpart',
-  'hn_parse_cmdline() { echo "parse"; }',
-  'hn_wait_hostpart() { echo "wait"; }',
-  'hn_mount_hostpart() { echo "mount-hostpart"; }',
-  'hn_rotate() { echo "rotate"; }',
-  'hn_mount_image() { echo "mount-image $1"; }',
+  'hn_log() { echo "log $*"; }',
+  'hn_prepare_root() { echo "prepare $1 with $HN_BOOT_SH"; }',
+  'hn_setup_exitrd() { echo "exitrd $1"; }',
   'hn_fail() { echo "FAIL $*"; exit 1; }',
   '',
 ].join('\n');
@@ -72,11 +69,11 @@ describe.skipIf(!existsSync('/usr/bin/dash'))('linuxrc hook', () => {
     for (const sh of SHELLS) await run({ file: sh[0]!, args: [...sh.slice(1), '-n', patched], timeoutMs: 10_000 });
   });
 
-  it('calls the boot module in order, hands the host partition and API filesystems over, and switches root', async () => {
+  it('prepares the root with the boot module, sets up the exitrd, hands the API filesystems over and switches root', async () => {
     const lines = await runHook(STUB_MODULE);
     expect(lines).toEqual([
-      'parse', 'wait', 'mount-hostpart', 'rotate', `mount-image ${dir}/newroot`,
-      `mount --move /hostpart ${dir}/newroot/hostpart`,
+      `prepare ${dir}/newroot with ${dir}/hn-boot.sh`,
+      'exitrd /lib/hn-shutdown',
       `mount --move /dev ${dir}/newroot/dev`, `mount --move /proc ${dir}/newroot/proc`,
       `mount --move /sys ${dir}/newroot/sys`, `mount --move /run ${dir}/newroot/run`,
       `switch_root ${dir}/newroot /sbin/init`,
@@ -84,14 +81,27 @@ describe.skipIf(!existsSync('/usr/bin/dash'))('linuxrc hook', () => {
     expect(await readFile(join(dir, 'udevadm.calls'), 'utf8')).toBe('udevadm control --exit\n');
   });
 
-  it('stops at the first failing step with hn_fail', async () => {
-    const lines = await runHook(STUB_MODULE.replace('hn_rotate() { echo "rotate"; }', 'hn_rotate() { echo "rotate"; return 1; }'));
-    expect(lines.slice(-2)).toEqual(['rotate', 'FAIL rotation failed on ']);
+  it('a failure inside hn_prepare_root stops there (hn_fail), nothing is switched', async () => {
+    const lines = await runHook(STUB_MODULE.replace('hn_prepare_root() { echo "prepare $1 with $HN_BOOT_SH"; }', 'hn_prepare_root() { hn_fail "no usable root image"; }'));
+    expect(lines).toEqual(['FAIL no usable root image']);
+  });
+
+  it('a boot module without hn_prepare_root is reported and genkernel carries on', async () => {
+    const lines = await runHook('hn_log() { :; }\n');
+    expect(lines).toEqual([`BAD hnforge: ${dir}/hn-boot.sh has no hn_prepare_root; falling back to genkernel root detection`, 'GENKERNEL-CONTINUES']);
   });
 
   it("uses the module's own hn_genkernel_main when it has one", async () => {
     const lines = await runHook(`${STUB_MODULE}hn_genkernel_main() { echo "main $1"; }\n`);
     expect(lines).toEqual([`main ${dir}/newroot`, 'GENKERNEL-CONTINUES']);
+  });
+
+  it("the repository's boot module provides what the hook calls", async () => {
+    const { stdout } = await run(
+      { file: '/usr/bin/dash', args: ['-c', `. ${join(REPO, 'boot/hn-boot.sh')}; for f in hn_prepare_root hn_setup_exitrd hn_fail hn_log; do command -v $f >/dev/null && echo $f; done`], timeoutMs: 10_000 },
+      { capture: true },
+    );
+    expect(stdout.trim().split('\n')).toEqual(['hn_prepare_root', 'hn_setup_exitrd', 'hn_fail', 'hn_log']);
   });
 
   it('without the module it says so and leaves genkernel to find the root', async () => {

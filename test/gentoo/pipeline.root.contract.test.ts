@@ -11,6 +11,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lstat, mkdir, readFile, readdir, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { gunzipSync } from 'node:zlib';
 import type { BuildContext } from '../../pipeline/context.ts';
 import { HnError } from '../../pipeline/errors.ts';
 import { profileSchema, type ResolvedProfile } from '../../pipeline/profile-schema.ts';
@@ -160,6 +162,16 @@ describe.skipIf(!IS_ROOT)('[contract][root] Gentoo stages end to end on a synthe
       expect(used.indexOf(HOOK_BEGIN)).toBeGreaterThan(0);
       expect(used.indexOf(LINUXRC_ANCHOR)).toBeGreaterThan(used.indexOf(HOOK_BEGIN));
       expect(await readFile(join(root, 'var/tmp/hnforge/initramfs-overlay/lib/hn-boot.sh'), 'utf8')).toBe(await readFile(join(REPO, 'boot/hn-boot.sh'), 'utf8'));
+      expect(await readFile(join(root, 'var/tmp/hnforge/initramfs-overlay/lib/hn-shutdown'), 'utf8')).toBe(await readFile(join(REPO, 'boot/shutdown'), 'utf8'));
+      // Boot identity: hash of kernel + genkernel's initramfs, in the image and appended to the initramfs.
+      const genkernelInitramfs = Buffer.from(`initramfs ${KV}\n`);
+      const expectedId = `${KV} ${createHash('sha256').update(`kernel ${KV}\n`).update(genkernelInitramfs).digest('hex').slice(0, 24)}`;
+      expect(await readFile(join(root, 'boot/hn-boot-id'), 'utf8')).toBe(`${expectedId}\n`);
+      const initramfs = await readFile(join(root, `boot/initramfs-${KV}.img`));
+      expect(initramfs.subarray(0, genkernelInitramfs.length).equals(genkernelInitramfs)).toBe(true);
+      const appended = gunzipSync(initramfs.subarray(genkernelInitramfs.length)).toString('latin1');
+      expect(appended).toContain('etc/hn-initramfs-id');
+      expect(appended).toContain(`${expectedId}\n`);
       expect(await readlink(join(root, 'boot/kernel'))).toBe(`vmlinuz-${KV}`);
       expect(await readlink(join(root, 'boot/initramfs'))).toBe(`initramfs-${KV}.img`);
       expect(h.ctx.gentooKernel).toEqual({ kernel: `vmlinuz-${KV}`, initramfs: `initramfs-${KV}.img`, version: KV });

@@ -194,7 +194,8 @@ describe('linuxrc hook', () => {
     expect(hook).toBeGreaterThan(0);
     expect(anchor).toBeGreaterThan(hook);
     expect(out).toContain('. /lib/hn-boot.sh');
-    expect(out).toContain('hn_mount_image "${NEW_ROOT}"');
+    expect(out).toContain('hn_prepare_root "${NEW_ROOT}"');
+    expect(out).toContain('hn_setup_exitrd /lib/hn-shutdown');
     expect(out).toContain('exec switch_root "${NEW_ROOT}"');
   });
   it('fails loudly when the anchor is missing, doubled, or the file is already patched', () => {

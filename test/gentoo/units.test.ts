@@ -256,3 +256,30 @@ describe('command lines', () => {
     expect(c.args).toEqual(expect.arrayContaining(['--ask=n', '--update', '--deep', '--newuse', '@world', 'app-containers/lxc']));
   });
 });
+
+describe('kernel fragment pipeline/gentoo/kernel/hn.config', () => {
+  it('enables what LXC, Docker, KVM and the boot chain need (ARCHITECTURE.md section 5), once each', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const { join } = await import('node:path');
+    const { parseKernelConfig } = await import('../../pipeline/gentoo/kernel.ts');
+    const text = await readFile(join(import.meta.dirname, '../../pipeline/gentoo/kernel/hn.config'), 'utf8');
+    const lines = text.split('\n').filter((l) => /^CONFIG_/.test(l));
+    const names = lines.map((l) => l.split('=')[0]);
+    expect(new Set(names).size, 'an option is set twice').toBe(names.length);
+    const opts = parseKernelConfig(text);
+    const required = {
+      lxc: ['NAMESPACES', 'UTS_NS', 'IPC_NS', 'PID_NS', 'NET_NS', 'USER_NS', 'CGROUPS', 'CPUSETS', 'MEMCG', 'CGROUP_DEVICE', 'CGROUP_FREEZER', 'CGROUP_SCHED', 'POSIX_MQUEUE', 'VETH', 'MACVLAN'],
+      docker: ['CGROUP_BPF', 'KEYS', 'BRIDGE', 'BRIDGE_NETFILTER', 'IP_NF_FILTER', 'IP_NF_NAT', 'IP_NF_RAW', 'IP_NF_TARGET_MASQUERADE',
+        'NETFILTER_XT_MATCH_ADDRTYPE', 'NETFILTER_XT_MATCH_CONNTRACK', 'NETFILTER_XT_MATCH_IPVS', 'NF_NAT', 'OVERLAY_FS', 'VXLAN', 'IPVLAN'],
+      kvm: ['KVM', 'KVM_INTEL', 'KVM_AMD', 'TUN', 'VHOST_NET'],
+      boot: ['BLK_DEV_LOOP', 'EXT4_FS', 'BTRFS_FS', 'VFAT_FS', 'NLS_CODEPAGE_437', 'EFI', 'BLK_DEV_INITRD', 'DEVTMPFS'],
+      xtreemfs: ['FUSE_FS'],
+    };
+    for (const [what, list] of Object.entries(required)) {
+      for (const o of list) expect(['y', 'm'], `${what}: CONFIG_${o}`).toContain(opts.get(`CONFIG_${o}`));
+    }
+    // The loop device and the image's filesystem are needed before any module can be loaded from the image.
+    expect(opts.get('CONFIG_BLK_DEV_LOOP')).toBe('y');
+    expect(opts.get('CONFIG_EXT4_FS')).toBe('y');
+  });
+});

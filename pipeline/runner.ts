@@ -118,17 +118,24 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   if (!ctx.dryRun) await mkdir(join(buildDir, 'logs'), { recursive: true });
   const started = Date.now();
   try {
-    // 1. Compute stages: cheap, no effect on the image, also in a dry run.
-    for (const stage of stages.filter((s) => s.kind === 'compute')) {
-      const t0 = Date.now();
-      const io = openStageIO(ctx.dryRun ? '/dev/null' : join(buildDir, 'logs', `${stage.name}.log`), abort.signal, () => {});
-      try {
-        Object.assign(ctx, (await stage.run(ctx, io)) ?? {});
-      } finally {
-        await io.close();
-      }
-      Object.assign(outcome(stage.name), { status: 'ran', seconds: (Date.now() - t0) / 1000 });
-    }
+    // 1. Compute stages: cheap or network-bound (a stage3 download), no effect on the image;
+    //    they also run in a dry run. Shown with progress like every other stage.
+    const computeSteps: Step[] = stages
+      .filter((s) => s.kind === 'compute')
+      .map((stage) => ({
+        title: stage.title,
+        run: async (progress) => {
+          const t0 = Date.now();
+          const io = openStageIO(ctx.dryRun ? '/dev/null' : join(buildDir, 'logs', `${stage.name}.log`), abort.signal, progress);
+          try {
+            Object.assign(ctx, (await stage.run(ctx, io)) ?? {});
+          } finally {
+            await io.close();
+          }
+          Object.assign(outcome(stage.name), { status: 'ran', seconds: (Date.now() - t0) / 1000 });
+        },
+      }));
+    await runSteps(computeSteps, ctx.dryRun ? 'silent' : opts.progress);
 
     // 2. Keys, and where to resume.
     const keys = await stageKeys(stages, ctx);

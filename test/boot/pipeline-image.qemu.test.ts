@@ -1,0 +1,108 @@
+// Boots an image the pipeline built (systemd, Debian kernel, the project's
+// initramfs from stages/boot-initramfs.ts) once under qemu: userspace is
+// reached with the root on the loop device, /hostpart mounted, /data0 valid,
+// and a real systemd poweroff goes through the exitrd and leaves the host
+// partition clean.
+//
+// The image: $HNFORGE_TEST_PIPELINE_IMAGE, else the newest finished test-min
+// image in the build cache. Skipped when there is none (build it with
+// `npm run build -- --profile test-min`). A copy gets a oneshot unit (written
+// offline with debugfs) that prints the markers and powers the node off.
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { provision } from '../../pipeline/provision.ts';
+import { bootDisk } from '../../pipeline/qemu.ts';
+import { cmd } from '../../pipeline/seam/command.ts';
+import { run } from '../../pipeline/seam/run.ts';
+import { CACHE, hostpartState, TEST_GRUB, type Disk } from './fixtures.ts';
+
+function findImage(): string | undefined {
+  const env = process.env.HNFORGE_TEST_PIPELINE_IMAGE;
+  if (env) return existsSync(env) ? env : undefined;
+  const dir = join(CACHE, 'checkpoints/test-min');
+  if (!existsSync(dir)) return undefined;
+  return readdirSync(dir)
+    .filter((f) => f.startsWith('finished.') && f.endsWith('.img'))
+    .map((f) => join(dir, f))
+    .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)[0];
+}
+
+const REPORT = `#!/bin/sh
+rootdev=$(awk '$2 == "/" { d = $1 } END { print d }' /proc/mounts)
+backing=$(cat "/sys/block/\${rootdev##*/}/loop/backing_file" 2>/dev/null)
+hp=$(awk '$2 == "/hostpart" { print $1 "," $3 "," $4 }' /proc/mounts)
+exitrd=no; [ -x /run/initramfs/shutdown ] && exitrd=yes
+echo "HN-USERSPACE uname=$(uname -r) root=$rootdev backing=$backing hostpart=$hp data0=$(readlink /data0) exitrd=$exitrd uptime=$(cut -d' ' -f1 /proc/uptime)"
+[ -d /data0/ ] && echo "HN-DATA0 ok"
+systemctl --no-block poweroff
+`;
+
+const UNIT = `[Unit]
+Description=hnforge boot test report
+After=multi-user.target
+
+[Service]
+Type=oneshot
+ExecStart=/usr/local/sbin/hn-test-report
+StandardOutput=tty
+StandardError=tty
+TTYPath=/dev/ttyS0
+
+[Install]
+WantedBy=multi-user.target
+`;
+
+const image = findImage();
+
+describe.skipIf(!image)('[qemu][root] a pipeline-built image boots', { timeout: 900_000 }, () => {
+  let work: string;
+  let disk: Disk;
+
+  beforeAll(async () => {
+    work = await mkdtemp(join(CACHE, 'qemu-pipeline-'));
+    const copy = join(work, 'hn-root.img');
+    await run(cmd.copySparse(image!, copy));
+    await writeFile(join(work, 'report'), REPORT, { mode: 0o755 });
+    await writeFile(join(work, 'unit'), UNIT);
+    const requests = [
+      'mkdir /usr/local/sbin',
+      `write ${join(work, 'report')} /usr/local/sbin/hn-test-report`,
+      'sif /usr/local/sbin/hn-test-report mode 0100755',
+      `write ${join(work, 'unit')} /etc/systemd/system/hn-test-report.service`,
+      'mkdir /etc/systemd/system/multi-user.target.wants',
+      'symlink /etc/systemd/system/multi-user.target.wants/hn-test-report.service /etc/systemd/system/hn-test-report.service',
+    ];
+    await writeFile(join(work, 'requests'), requests.join('\n') + '\n');
+    await run({ file: 'debugfs', args: ['-w', '-f', join(work, 'requests'), copy], timeoutMs: 60_000 });
+    const p = await provision({
+      disk: join(work, 'disk'), image: copy, hostpartFs: 'ext4', yes: true, sizeBytes: 4 * 2 ** 30,
+      grub: TEST_GRUB, hostpartFiles: { 'data/precious': 'gold\n' }, workDir: work,
+    });
+    disk = { path: join(work, 'disk'), efiOffset: p.efiOffsetBytes!, hostpartOffset: p.hostpartOffsetBytes! };
+  }, 600_000);
+
+  afterAll(async () => {
+    if (work && process.env.HNFORGE_TEST_KEEP !== '1') await rm(work, { recursive: true, force: true });
+  });
+
+  it('reaches userspace on the loop device with /hostpart and /data0; systemd poweroff leaves hostpart clean', async () => {
+    const r = await bootDisk({ disk: disk.path, logFile: join(work, 'serial.log'), timeoutMs: 600_000, memoryMiB: 1024 });
+    const all = r.lines.join('\n');
+    expect(r.end, all.slice(-3000)).toBe('poweroff');
+    const line = r.markers.find((m) => m.line.startsWith('HN-USERSPACE'));
+    expect(line, all.slice(-3000)).toBeDefined();
+    // eslint-disable-next-line no-console
+    console.log(`pipeline image: userspace report at ${line!.atMs} ms after qemu start, poweroff at ${r.durationMs} ms`);
+    expect(line!.line).toMatch(/ root=\/dev\/loop\d+ /);
+    expect(line!.line).toContain(' backing=/hostpart/hn-root.img ');
+    expect(line!.line).toMatch(/ hostpart=\/dev\/vda2,ext4,rw/);
+    expect(line!.line).toContain(' data0=/hostpart/data ');
+    expect(line!.line).toContain(' exitrd=yes ');
+    expect(all).toContain('HN-DATA0 ok');
+    expect(all).toContain('HN-SHUTDOWN host partition unmounted cleanly');
+    expect(await hostpartState(disk)).toMatchObject({ clean: true, needsRecovery: false, fsck: 0 });
+  });
+});

@@ -128,6 +128,10 @@ describe('kernel/initramfs identity check (hn_check_identity)', () => {
     expect(second.lines.at(-1)).toBe('@@OK');
     expect(second.lines.join('\n')).toMatch(/second boot in a row: booting anyway/);
   });
+  it('only the hash decides (the label is informational)', async () => {
+    const s = await setup('image-A 123', 'image-B 123');
+    expect((await runRotation(s.hp, { body: s.body })).lines.at(-1)).toBe('@@OK');
+  });
   it('an image without an id (e.g. genkernel) is not checked', async () => {
     const s = await setup('A 123', undefined);
     expect((await runRotation(s.hp, { body: s.body })).lines.at(-1)).toBe('@@OK');

@@ -190,29 +190,3 @@ describe('[root] provision on disk image files', () => {
   });
 });
 
-describe('genkernel linuxrc patch', () => {
-  // A stand-in with the two anchors (no genkernel text in this repository).
-  const fake = ['#!/bin/sh', 'echo before', '# Determine root device', 'while true; do mount_root; done', '# End determine root device', 'exec switch_root'].join('\n');
-
-  it('wraps the root-device block and calls hn_prepare_root', async () => {
-    const { patchLinuxrc } = await import('../../stages/boot-genkernel.ts');
-    const out = patchLinuxrc(fake);
-    const lines = out.split('\n');
-    expect(out).toContain('hn_prepare_root "${NEW_ROOT}"');
-    const hookAt = lines.indexOf('if [ -z "${HN_ROOT_DONE}" ]; then');
-    expect(hookAt).toBeGreaterThan(lines.indexOf('echo before'));
-    expect(hookAt).toBeLessThan(lines.indexOf('# Determine root device'));
-    expect(lines.indexOf('fi', lines.indexOf('# End determine root device'))).toBeLessThan(lines.indexOf('exec switch_root'));
-    // The patched script is valid sh.
-    const d = await tmp();
-    await writeFile(join(d, 'linuxrc'), out);
-    await run({ file: '/bin/busybox', args: ['sh', '-n', join(d, 'linuxrc')], timeoutMs: 10_000 });
-  });
-
-  it('fails loudly when an anchor is missing, repeated, or the file is already patched', async () => {
-    const { patchLinuxrc } = await import('../../stages/boot-genkernel.ts');
-    expect(() => patchLinuxrc(fake.replace('# End determine root device', '# end'))).toThrow(/found 0 times/);
-    expect(() => patchLinuxrc(`${fake}\n# Determine root device`)).toThrow(/found 2 times/);
-    expect(() => patchLinuxrc(patchLinuxrc(fake))).toThrow(/already patched/);
-  });
-});

@@ -78,7 +78,7 @@ describe.skipIf(!image)('[qemu][root] a pipeline-built image boots', { timeout: 
     await writeFile(join(work, 'requests'), requests.join('\n') + '\n');
     await run({ file: 'debugfs', args: ['-w', '-f', join(work, 'requests'), copy], timeoutMs: 60_000 });
     const p = await provision({
-      disk: join(work, 'disk'), image: copy, hostpartFs: 'ext4', yes: true, sizeBytes: 4 * 2 ** 30,
+      disk: join(work, 'disk'), image: copy, hostpartFs: 'ext4', yes: true, sizeBytes: Math.ceil((statSync(copy).size * 1.1 + 2 ** 29) / 2 ** 20) * 2 ** 20,
       grub: TEST_GRUB, hostpartFiles: { 'data/precious': 'gold\n' }, workDir: work,
     });
     disk = { path: join(work, 'disk'), efiOffset: p.efiOffsetBytes!, hostpartOffset: p.hostpartOffsetBytes! };

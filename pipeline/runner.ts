@@ -18,6 +18,7 @@ import type { StageDef } from './stage.ts';
 import { openStageIO } from './stage-io.ts';
 import { stagesFor } from './stages-table.ts';
 import { writeReport, type BuildReport } from './report.ts';
+import { acquireBuildLock } from './lock.ts';
 
 export interface BuildOptions {
   profile: string;
@@ -115,9 +116,13 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   process.on('SIGINT', sigint);
   process.on('SIGTERM', sigterm);
 
-  if (!ctx.dryRun) await mkdir(join(buildDir, 'logs'), { recursive: true });
   const started = Date.now();
   try {
+    if (!ctx.dryRun) {
+      const unlock = await acquireBuildLock(join(buildDir, '.lock'), `profile ${profile.name} in ${opts.cacheDir}`);
+      ctx.stack.push('build lock', unlock);
+      await mkdir(join(buildDir, 'logs'), { recursive: true });
+    }
     // 1. Compute stages: cheap or network-bound (a stage3 download), no effect on the image;
     //    they also run in a dry run. Shown with progress like every other stage.
     const computeSteps: Step[] = stages

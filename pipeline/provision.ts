@@ -37,6 +37,8 @@ export interface ProvisionOptions {
   grub?: GrubConfigOptions;
   /** Extra files for the host partition (relative path -> content), e.g. data/README. */
   hostpartFiles?: Record<string, string>;
+  /** Extra files for the host partition copied from existing files (relative path -> source path), e.g. an hn-root-new.img. */
+  hostpartCopies?: Record<string, string>;
   /** Scratch directory (default: next to the image, so hn-root.img can be a hard link, not a copy). */
   workDir?: string;
   run?: Runner;
@@ -203,10 +205,24 @@ export async function provision(opts: ProvisionOptions): Promise<ProvisionResult
     // hostpart: hn-root.img (a hard link when possible: no 15 GiB copy) and data/.
     const tree = join(workDir, 'hostpart');
     await mkdir(join(tree, 'data'), { recursive: true });
-    try {
-      await link(opts.image, join(tree, 'hn-root.img'));
-    } catch {
-      await run(cmd.copySparse(opts.image, join(tree, 'hn-root.img')));
+    // mkfs.ext4 -d copies a hard-linked file correctly; mkfs.btrfs --rootdir
+    // keeps the source's link count (2) for a file it stores once, and
+    // `btrfs check` then reports "link count wrong": copy for btrfs.
+    const place = async (from: string, to: string) => {
+      if (fs === 'ext4') {
+        try {
+          await link(from, to);
+          return;
+        } catch {
+          /* another filesystem: copy */
+        }
+      }
+      await run(cmd.copySparse(from, to));
+    };
+    await place(opts.image, join(tree, 'hn-root.img'));
+    for (const [rel, from] of Object.entries(opts.hostpartCopies ?? {})) {
+      await mkdir(dirname(join(tree, rel)), { recursive: true });
+      await place(from, join(tree, rel));
     }
     for (const [rel, content] of Object.entries(opts.hostpartFiles ?? {})) {
       await mkdir(dirname(join(tree, rel)), { recursive: true });

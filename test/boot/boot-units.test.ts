@@ -186,6 +186,8 @@ describe('[root] provision on disk image files', () => {
       await run({ file: 'dd', args: [`if=${disk}`, `of=${part}`, 'bs=1M', `skip=${r.hostpartOffsetBytes}`, 'iflag=skip_bytes', 'status=none'], timeoutMs: 60_000 });
       const { stdout } = await run({ file: 'btrfs', args: ['filesystem', 'show', part], timeoutMs: 10_000 }, { capture: true });
       expect(stdout).toMatch(/Label: 'hostpart'/);
+      // A hard-linked source once gave "link count wrong" here (mkfs.btrfs --rootdir).
+      await run({ file: 'btrfs', args: ['check', '--readonly', part], timeoutMs: 60_000 });
     }
   });
 });

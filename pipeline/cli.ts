@@ -29,6 +29,13 @@ const EXIT_CODES = `Exit codes:
 
 let jsonMode = false;
 
+/** "20G", "512M", "1073741824" -> bytes. */
+function parseSize(text: string): number {
+  const m = /^(\d+)([KMGT]?)(i?B)?$/i.exec(text.trim());
+  if (!m) throw new HnError('EUSAGE', `--size ${text}: use a number with an optional K, M, G or T suffix (e.g. 20G)`, { exitCode: EXIT.usage });
+  return Number(m[1]) * 1024 ** ' KMGT'.indexOf((m[2] || ' ').toUpperCase());
+}
+
 function printDryRun(result: BuildResult) {
   const out: string[] = [`Plan for profile ${result.profile} (dry run: nothing was changed)`];
   for (const s of result.stages) {
@@ -118,6 +125,40 @@ export async function main(args: string[]): Promise<number> {
             .epilog(EXIT_CODES),
         (argv) => buildCommand(argv as never),
       )
+      .command(
+        'provision',
+        'Install an image on a disk (or disk image file): GPT, EFI-BOOT with GRUB, hostpart with hn-root.img and data/',
+        (y) =>
+          y
+            .option('disk', { type: 'string', demandOption: true, describe: 'block device or disk image file (everything on it is destroyed)' })
+            .option('image', { type: 'string', demandOption: true, describe: 'the hn-root.img to install' })
+            .option('hostpart-fs', { choices: ['btrfs', 'ext4'] as const, default: 'btrfs' as const, describe: 'filesystem of the host partition' })
+            .option('size', { type: 'string', describe: 'size of a disk image file to create, e.g. 20G (only when --disk does not exist)' })
+            .option('yes', { type: 'boolean', default: false, describe: 'go ahead without asking (the plan is printed first)' })
+            .option('force', { type: 'boolean', default: false, describe: 'destroy a disk that already has partitions or filesystems' })
+            .option('dry-run', { type: 'boolean', default: false, describe: 'print what would be destroyed and done; change nothing' })
+            .example('$0 provision --disk /dev/sdb --image out/hn-debian/hn-root.img --yes', 'install on a new disk')
+            .epilog(EXIT_CODES),
+        async (argv) => {
+          const { provision } = await import('./provision.ts');
+          if (!argv.dryRun) {
+            if (process.getuid?.() !== 0) throw new HnError('EPREFLIGHT', 'not running as root: provisioning writes partitions and filesystems; run as root (or use --dry-run)', { exitCode: EXIT.preflight });
+            await ensureHostPackages(['sgdisk', 'partx', 'mkfs.vfat', 'mcopy', 'mmd', 'grub-mkstandalone', 'mkfs.btrfs', 'mkfs.ext4'], (l) => process.stderr.write(`hnforge: ${l}\n`));
+          }
+          const sizeBytes = argv.size ? parseSize(argv.size) : undefined;
+          const result = await provision({
+            disk: resolve(argv.disk),
+            image: resolve(argv.image),
+            hostpartFs: argv.hostpartFs,
+            yes: argv.yes,
+            force: argv.force,
+            dryRun: argv.dryRun,
+            sizeBytes,
+            log: (line) => process.stderr.write(`${line}\n`),
+          });
+          process.stdout.write(result.performed ? `provisioned ${result.disk}\n` : 'dry run: nothing was changed\n');
+        },
+      )
       .command('profiles', 'List the profiles', {}, async () => {
         for (const p of await listProfiles(profilesDir)) {
           process.stdout.write(`${p.name.padEnd(14)} ${p.abstract ? '(abstract) ' : ''}${p.description}\n`);
@@ -137,7 +178,7 @@ export async function main(args: string[]): Promise<number> {
           process.stdout.write(`${s.name.padEnd(18)} ${s.title} [${flags}]\n`);
         }
       })
-      .demandCommand(1, 'name a command: build, profiles, profile show, stages (see --help)')
+      .demandCommand(1, 'name a command: build, provision, profiles, profile show, stages (see --help)')
       .strict()
       .epilog(EXIT_CODES)
       .fail((msg, err) => {

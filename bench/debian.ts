@@ -32,7 +32,8 @@ function timed(file: string, args: string[], opts: { cwd?: string; timeoutMs?: n
 /**
  * Peak bytes allocated under `dir` (du: sparse files count their blocks only) while `fn`
  * runs, sampled every 250 ms. Measured on the build's own directories rather than the whole
- * filesystem, so other work on the machine does not count.
+ * filesystem, so other work on the machine does not count; -x keeps du out of the
+ * mounted image (its blocks are counted through the image file) and its /proc.
  */
 async function peakDisk<T>(dir: string, fn: () => Promise<T>): Promise<{ result: T; peakBytes: number }> {
   let peak = 0;
@@ -40,7 +41,7 @@ async function peakDisk<T>(dir: string, fn: () => Promise<T>): Promise<{ result:
   const timer = setInterval(() => {
     if (sampling) return;
     sampling = true;
-    const child = spawn('du', ['-s', '--block-size=1', dir], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const child = spawn('du', ['-s', '-x', '--block-size=1', dir], { stdio: ['ignore', 'pipe', 'ignore'] });
     let text = '';
     child.stdout.on('data', (d) => (text += d));
     child.on('exit', () => {

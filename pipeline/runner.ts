@@ -117,6 +117,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   process.on('SIGTERM', sigterm);
 
   const started = Date.now();
+  let failure: unknown;
   try {
     if (!ctx.dryRun) {
       const unlock = await acquireBuildLock(join(buildDir, '.lock'), `profile ${profile.name} in ${opts.cacheDir}`);
@@ -263,6 +264,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   } catch (e) {
     const err = abort.signal.aborted ? (abort.signal.reason as Error) : e;
     result.error = err instanceof HnError ? { code: err.code, message: err.message, details: err.details } : undefined;
+    failure = err;
     throw err;
   } finally {
     process.off('SIGINT', sigint);
@@ -272,9 +274,14 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     if (released.length && opts.progress !== 'silent') process.stderr.write(`hnforge: released ${released.join(', ')}\n`);
     if (!result.ok && !ctx.dryRun) await rm(join(buildDir, profile.image.fileName), { force: true });
     if (failed.length) {
-      // Cleanup that failed is worse than the build failing: say exactly what is left.
+      // Cleanup that failed is worse than the build failing: say exactly what is left, and keep
+      // the reason the build stopped (if it did) in front.
       const lines = failed.map((f) => `could not release ${f.what}: ${f.error}`);
-      throw new HnError('ECLEANUP', `cleanup incomplete: ${lines.join('; ')}`, { details: lines });
+      const first = failure instanceof Error ? `${failure.message}; then ` : '';
+      throw new HnError('ECLEANUP', `${first}cleanup incomplete: ${lines.join('; ')}`, {
+        details: [...(failure instanceof HnError ? failure.details : []), ...lines],
+        exitCode: failure instanceof HnError ? failure.exitCode : undefined,
+      });
     }
   }
 }

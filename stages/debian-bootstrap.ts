@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { need } from '../pipeline/context.ts';
 import { formatCommand, type Command } from '../pipeline/seam/command.ts';
 import type { StageDef } from '../pipeline/stage.ts';
+import { mountsBelow, umountPatiently } from '../pipeline/seam/system.ts';
 import type { BuildContext } from '../pipeline/context.ts';
 
 export const aptCacheDir = (ctx: BuildContext) => join(ctx.cacheDir, 'apt', 'archives');
@@ -62,5 +63,11 @@ export const debianBootstrap: StageDef = {
         if (/^(I: |Unpacking |Setting up )/.test(line)) io.progress(`${++n} steps: ${line.slice(0, 60)}`);
       },
     });
+    // mmdebstrap mounts proc, sys and dev itself and only warns when it cannot unmount them
+    // ("W: umount /proc failed"); whatever it left is unmounted here, before anything stacks on it.
+    for (const leftover of (await mountsBelow(root)).filter((m) => m !== root)) {
+      io.log(`mmdebstrap left ${leftover} mounted; unmounting it`);
+      await umountPatiently(leftover);
+    }
   },
 };

@@ -8,12 +8,22 @@ import { need } from '../pipeline/context.ts';
 import { HnError } from '../pipeline/errors.ts';
 import type { StageDef } from '../pipeline/stage.ts';
 
-export const FSTAB = [
-  '# hn-root.img is mounted by the initramfs from the host partition; these are the rest.',
-  'LABEL=EFI-BOOT /boot/loader vfat noauto,noatime 1 2',
-  'LABEL=hostpart /hostpart auto noatime 0 1',
-  '',
-].join('\n');
+/**
+ * The seed's two lines, with two changes the boot chain needs: a line for / so
+ * systemd remounts the image read-write (GRUB passes `ro`, and with no / line
+ * nothing would), and pass 0 for the host partition, which the initramfs has
+ * already mounted read-write (a second fsck of a mounted filesystem is what
+ * the boot chain must not do).
+ */
+export function fstab(image: { label: string }): string {
+  return [
+    '# hn-root.img is loop-mounted from the host partition by the initramfs.',
+    `LABEL=${image.label} / auto defaults,noatime 0 0`,
+    'LABEL=EFI-BOOT /boot/loader vfat noauto,noatime 1 2',
+    'LABEL=hostpart /hostpart auto noatime 0 0',
+    '',
+  ].join('\n');
+}
 
 // DHCP on every wired interface; the node's instantiation rewrites this per host.
 const NETWORK = ['[Match]', 'Name=en* eth*', '', '[Network]', 'DHCP=yes', '', '[DHCPv4]', 'ClientIdentifier=mac', ''].join('\n');
@@ -52,13 +62,13 @@ export const layout: StageDef = {
   bases: ['debian', 'gentoo'],
   needsRoot: true,
   version: 1,
-  inputs: (ctx) => ({ layout: ctx.profile.layout, fstab: FSTAB, network: NETWORK, unit: SSH_KEYGEN_UNIT }),
+  inputs: (ctx) => ({ layout: ctx.profile.layout, fstab: fstab(ctx.profile.image), network: NETWORK, unit: SSH_KEYGEN_UNIT }),
   plan: () => ['write /etc/fstab, /etc/hostname, /etc/systemd/network/50-wired.network', 'ln -s /hostpart/data /data0', 'ln -s vmlinuz-<version> /boot/kernel'],
   async run(ctx, io) {
     const root = need(ctx, 'root');
     const at = (p: string) => join(root, p);
     for (const dir of ctx.profile.layout.directories) await mkdir(at(dir), { recursive: true });
-    await writeFile(at('etc/fstab'), FSTAB);
+    await writeFile(at('etc/fstab'), fstab(ctx.profile.image));
     await writeFile(at('etc/hostname'), `${ctx.profile.layout.hostname}\n`);
     await replaceSymlink('/hostpart/data', at('data0'));
 

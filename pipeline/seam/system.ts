@@ -3,6 +3,7 @@
 
 import { readdir, readlink } from 'node:fs/promises';
 import { cmd } from './command.ts';
+import type { HnError } from '../errors.ts';
 import type { ResourceStack, Held } from './resources.ts';
 import { run, type RunOptions } from './run.ts';
 
@@ -25,8 +26,38 @@ export async function mountOn(
   await run(cmd.mount(source, target, mountOpts), opts);
   return stack.push(`mount ${target}`, async () => {
     // Recursive for an image root: a tool killed mid-run (mmdebstrap) may have left its own mounts below it.
-    await run(cmd.umount(target, { recursive: opts.recursiveRelease }));
+    await umountPatiently(target, opts.recursiveRelease);
   });
+}
+
+const UMOUNT_BUSY = 32;
+
+/**
+ * umount, retried while the target is busy: a process that just got SIGKILL, or
+ * someone walking the tree (du, find), holds a mount for a moment.
+ */
+export async function umountPatiently(target: string, recursive = false, attempts = 10): Promise<void> {
+  for (let i = 1; ; i++) {
+    try {
+      await run(cmd.umount(target, { recursive }));
+      return;
+    } catch (e) {
+      const busy = (e as HnError).code === 'ECOMMAND' && (e as HnError).message.startsWith(`exit code ${UMOUNT_BUSY}:`);
+      if (!busy || i >= attempts) throw e;
+      await new Promise((r) => setTimeout(r, 300 * i));
+    }
+  }
+}
+
+/** Mount points at or below `dir`, deepest first (from /proc/self/mountinfo). */
+export async function mountsBelow(dir: string): Promise<string[]> {
+  const { readFile } = await import('node:fs/promises');
+  const unescape = (p: string) => p.replace(/\\(\d{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
+  return (await readFile('/proc/self/mountinfo', 'utf8'))
+    .split('\n')
+    .map((l) => unescape(l.split(' ')[4] ?? ''))
+    .filter((p) => p === dir || p.startsWith(dir + '/'))
+    .reverse();
 }
 
 /** PIDs of processes whose root directory is `root` or below it (daemons a package started in the chroot). */

@@ -4,38 +4,38 @@
 // and a real systemd poweroff goes through the exitrd and leaves the host
 // partition clean.
 //
-// The image: $HNFORGE_TEST_PIPELINE_IMAGE, else the newest finished test-min
-// image in the build cache. Skipped when there is none (build it with
-// `npm run build -- --profile test-min`). A copy gets a oneshot unit (written
-// offline with debugfs) that prints the markers and powers the node off.
+// The image: $HNFORGE_TEST_PIPELINE_IMAGE, else hn-debian built by the CLI into
+// the test cache (nothing runs when test/debian already built it). A copy gets a
+// oneshot unit (written offline with debugfs) that prints the markers and powers
+// the node off.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, readdirSync, statSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { statSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { provision } from '../../pipeline/provision.ts';
 import { bootDisk } from '../../pipeline/qemu.ts';
 import { cmd } from '../../pipeline/seam/command.ts';
 import { run } from '../../pipeline/seam/run.ts';
+import { hnforge } from '../support/cli.ts';
 import { CACHE, hostpartState, TEST_GRUB, type Disk } from './fixtures.ts';
 
-function findImage(): string | undefined {
+async function pipelineImage(): Promise<string> {
   const env = process.env.HNFORGE_TEST_PIPELINE_IMAGE;
-  if (env) return existsSync(env) ? env : undefined;
-  const dir = join(CACHE, 'checkpoints/test-min');
-  if (!existsSync(dir)) return undefined;
-  return readdirSync(dir)
-    .filter((f) => f.startsWith('finished.') && f.endsWith('.img'))
-    .map((f) => join(dir, f))
-    .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)[0];
+  if (env) return env;
+  const out = join(CACHE, 'qemu-pipeline-out');
+  const r = await hnforge(['build', '--profile', 'hn-debian', '--cache', CACHE, '--output', out], { timeoutMs: 900_000 });
+  if (r.code !== 0) throw new Error(`building hn-debian failed (${r.code}): ${r.stderr.slice(-2000)}`);
+  return join(out, 'hn-debian/hn-root.img');
 }
 
 const REPORT = `#!/bin/sh
 rootdev=$(awk '$2 == "/" { d = $1 } END { print d }' /proc/mounts)
+rootmode=$(awk '$2 == "/" { split($4, o, ","); m = o[1] } END { print m }' /proc/mounts)
 backing=$(cat "/sys/block/\${rootdev##*/}/loop/backing_file" 2>/dev/null)
 hp=$(awk '$2 == "/hostpart" { print $1 "," $3 "," $4 }' /proc/mounts)
 exitrd=no; [ -x /run/initramfs/shutdown ] && exitrd=yes
-echo "HN-USERSPACE uname=$(uname -r) root=$rootdev backing=$backing hostpart=$hp data0=$(readlink /data0) exitrd=$exitrd uptime=$(cut -d' ' -f1 /proc/uptime)"
+echo "HN-USERSPACE uname=$(uname -r) root=$rootdev rootmode=$rootmode backing=$backing hostpart=$hp data0=$(readlink /data0) exitrd=$exitrd uptime=$(cut -d' ' -f1 /proc/uptime)"
 [ -d /data0/ ] && echo "HN-DATA0 ok"
 systemctl --no-block poweroff
 `;
@@ -55,16 +55,16 @@ TTYPath=/dev/ttyS0
 WantedBy=multi-user.target
 `;
 
-const image = findImage();
-
-describe.skipIf(!image)('[qemu][root] a pipeline-built image boots', { timeout: 900_000 }, () => {
+describe('[qemu][root] the pipeline-built hn-debian image boots', { timeout: 900_000 }, () => {
   let work: string;
   let disk: Disk;
 
   beforeAll(async () => {
+    const image = await pipelineImage();
+    await mkdir(CACHE, { recursive: true });
     work = await mkdtemp(join(CACHE, 'qemu-pipeline-'));
     const copy = join(work, 'hn-root.img');
-    await run(cmd.copySparse(image!, copy));
+    await run(cmd.copySparse(image, copy));
     await writeFile(join(work, 'report'), REPORT, { mode: 0o755 });
     await writeFile(join(work, 'unit'), UNIT);
     const requests = [
@@ -99,6 +99,7 @@ describe.skipIf(!image)('[qemu][root] a pipeline-built image boots', { timeout: 
     // eslint-disable-next-line no-console
     console.log(`pipeline image: userspace report at ${line!.atMs} ms after qemu start, poweroff at ${r.durationMs} ms`);
     expect(line!.line).toMatch(/ root=\/dev\/loop\d+ /);
+    expect(line!.line).toContain(' rootmode=rw ');
     expect(line!.line).toContain(' backing=/hostpart/hn-root.img ');
     expect(line!.line).toMatch(/ hostpart=\/dev\/vda2,ext4,rw/);
     expect(line!.line).toContain(' data0=/hostpart/data ');

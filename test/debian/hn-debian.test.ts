@@ -56,11 +56,13 @@ describe('[root] hn-debian from scratch', () => {
     }
   });
 
-  it('has the seed\'s fstab lines, /data0 and the mount points', async () => {
+  it('has the node\'s fstab lines, /data0 and the mount points', async () => {
     const root = image!.root;
     const fstab = await readFile(join(root, 'etc/fstab'), 'utf8');
     expect(fstab).toMatch(/^LABEL=EFI-BOOT\s+\/boot\/loader\s+vfat\s+noauto,noatime\s+1\s+2$/m);
-    expect(fstab).toMatch(/^LABEL=hostpart\s+\/hostpart\s+auto\s+noatime\s+0\s+1$/m);
+    // Pass 0, not the seed's 1: the initramfs mounted it read-write already (no second fsck).
+    expect(fstab).toMatch(/^LABEL=hostpart\s+\/hostpart\s+auto\s+noatime\s+0\s+0$/m);
+    expect(fstab).toMatch(/^LABEL=hn-root\s+\/\s+auto\s+defaults,noatime\s+0\s+0$/m);
     expect(await readlink(join(root, 'data0'))).toBe('/hostpart/data');
     for (const dir of ['hostpart', 'boot/loader', 'warehouse']) expect((await stat(join(root, dir))).isDirectory()).toBe(true);
     expect((await lstat(join(root, 'etc/systemd/system/systemd-networkd-wait-online.service'))).isSymbolicLink()).toBe(true);

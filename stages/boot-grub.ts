@@ -23,7 +23,11 @@ export interface GrubConfigOptions {
   console?: string[];
   /** Extra kernel arguments appended to every entry (tests: hn.test.stop_after=N). */
   extraKernelArgs?: string[];
-  /** Root mode the initramfs mounts the image with (the seed: ro). */
+  /**
+   * Root mode the initramfs mounts the image with. Default rw: the seed's `ro`
+   * left the hn-debian root read-only in a test boot (systemd did not remount
+   * it from fstab), breaking logind and ssh.
+   */
   rootMode?: 'ro' | 'rw';
 }
 
@@ -42,7 +46,7 @@ function kernelArgs(image: string, o: GrubConfigOptions): string {
     'root=/dev/ram0',
     `real_root=/${image}`,
     `raw_loop_root_host_partition=LABEL=${label}`,
-    o.rootMode ?? 'ro',
+    o.rootMode ?? 'rw',
     // A kernel panic (e.g. init died) reboots instead of hanging a headless node.
     'panic=10',
     ...(o.console ?? []),

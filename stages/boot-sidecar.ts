@@ -11,10 +11,9 @@
 // hn-root-new.img.sha256 first and renames hn-root-new.img.part to
 // hn-root-new.img last, so an image file under the final name always has its sidecar.
 
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { stat, writeFile } from 'node:fs/promises';
 import { HnError } from '../pipeline/errors.ts';
+import { run } from '../pipeline/seam/run.ts';
 
 export const SIDECAR_FORMAT = 'hnforge-sidecar-1';
 
@@ -45,11 +44,16 @@ export function parseSidecar(text: string): Sidecar {
   return { size, sha256, ...(version !== undefined ? { version } : {}) };
 }
 
-/** sha256 with Node's crypto (OpenSSL, SHA-NI: ~1.6 GB/s here, ~25x coreutils). */
+/**
+ * sha256 of a (sparse, 15 GiB) image by `openssl dgst`: 14 s here, where a
+ * Node stream took 68 s and a read loop 27 s (the zeros of the holes are
+ * hashed too, so the apparent size is what costs).
+ */
 export async function sha256File(path: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(path, { highWaterMark: 4 << 20 })) h.update(chunk as Buffer);
-  return h.digest('hex');
+  const { stdout } = await run({ file: 'openssl', args: ['dgst', '-sha256', '-r', path], timeoutMs: 15 * 60_000 }, { capture: true });
+  const hex = stdout.trim().split(/\s+/)[0] ?? '';
+  if (!/^[0-9a-f]{64}$/.test(hex)) throw new HnError('ESIDECAR', `openssl printed no sha256 for ${path}`);
+  return hex;
 }
 
 export async function computeSidecar(image: string, version?: string): Promise<Sidecar> {

@@ -39,7 +39,7 @@ export const debianPackages: StageDef = {
   kind: 'mutate',
   bases: ['debian'],
   needsRoot: true,
-  version: 2,
+  version: 3,
   checkpoint: true,
   tools: ['chroot', 'cp', 'fsfreeze'],
   // The whole command line is the input: any change to how apt is called re-runs the stage.
@@ -75,9 +75,11 @@ export const debianPackages: StageDef = {
     } finally {
       await cacheMount.release();
     }
-    // The package lists (~70 MB) are not needed after this point; dropping them before the
-    // checkpoint keeps both the work image and its snapshot at the size of the final image.
+    // The package lists and apt's binary caches (~100 MB together) are not needed after this
+    // point (the scrub would remove them anyway); dropping them before the checkpoint keeps the
+    // work image and its snapshot at the size of the final image (the disk budget is 2x that).
     await rm(join(root, 'var/lib/apt/lists'), { recursive: true, force: true });
     await mkdir(join(root, 'var/lib/apt/lists/partial'), { recursive: true });
+    for (const bin of ['pkgcache.bin', 'srcpkgcache.bin']) await rm(join(root, 'var/cache/apt', bin), { force: true });
   },
 };

@@ -11,7 +11,7 @@ export const seal: StageDef = {
   name: 'seal',
   title: 'Seal the image (trim, unmount, fsck)',
   kind: 'finish',
-  tools: ['fstrim', 'e2fsck', 'btrfs'],
+  tools: ['fstrim', 'e2fsck', 'btrfs', 'openssl'],
   bases: ['debian', 'gentoo'],
   needsRoot: true,
   version: 1,

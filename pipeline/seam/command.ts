@@ -37,6 +37,7 @@ export const HOST_TOOL_PACKAGES: Record<string, string> = {
   cpio: 'cpio',
   zstd: 'zstd',
   gpg: 'gpg',
+  openssl: 'openssl',
   gpgv: 'gpgv',
   gzip: 'gzip',
   git: 'git',

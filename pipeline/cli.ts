@@ -57,6 +57,7 @@ async function buildCommand(argv: {
   cache: string;
   installHostPackages: boolean;
   profilesDir: string;
+  sidecar: boolean;
 }) {
   jsonMode = argv.json;
   if (argv.from && argv.only) throw new HnError('EUSAGE', '--from and --only cannot be combined: --only runs one stage, --from runs a stage and all after it', { exitCode: EXIT.usage });
@@ -82,6 +83,7 @@ async function buildCommand(argv: {
     from: argv.from,
     only: argv.only,
     keepGoing: argv.keepGoing,
+    sidecar: argv.sidecar,
     progress,
   });
   if (argv.json) {
@@ -118,6 +120,7 @@ export async function main(args: string[]): Promise<number> {
             .option('only', { type: 'string', describe: 'run up to this stage (from the nearest checkpoint) and stop, without sealing or publishing' })
             .option('output', { type: 'string', default: 'out', describe: 'directory for the finished image and its report (a subdirectory per profile)' })
             .option('cache', { type: 'string', default: '/var/cache/hnforge', describe: 'stage cache, package cache and build directory' })
+            .option('sidecar', { type: 'boolean', default: true, describe: 'write hn-root.img.sha256 (size + sha256, what a node checks before promoting an update); --no-sidecar skips the ~15 s hash' })
             .option('profiles-dir', { type: 'string', default: profilesDir, describe: 'directory holding the profiles' })
             .option('install-host-packages', { type: 'boolean', default: true, describe: 'apt-get install missing host tools before building' })
             .example('$0 build --profile hn-debian', 'build out/hn-debian/hn-root.img')

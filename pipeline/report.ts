@@ -10,7 +10,7 @@ export interface BuildReport {
   /** Key of the last stage: a digest of every input of the build. */
   inputsDigest: string;
   /** SHA-256 of the image, as in the hn-root.img.sha256 sidecar published beside it. */
-  sha256: string;
+  sha256?: string;
   builtAt: string;
   wallSeconds: number;
   apparentBytes: number;
@@ -33,7 +33,7 @@ export function summarise(r: BuildReport): string {
     `profile        ${r.profile} (${r.base})`,
     `image          ${r.image}`,
     `inputs digest  ${r.inputsDigest}`,
-    `sha256         ${r.sha256} (sidecar ${r.image.split('/').pop()}.sha256)`,
+    `sha256         ${r.sha256 ? `${r.sha256} (sidecar ${r.image.split('/').pop()}.sha256)` : 'not computed (--no-sidecar)'}`,
     `built at       ${r.builtAt} in ${r.wallSeconds.toFixed(1)} s`,
     `size           ${(r.apparentBytes / MiB / 1024).toFixed(1)} GiB apparent, ${(r.usedBytes / MiB).toFixed(0)} MiB used`,
     `packages       ${r.packages.length}`,

@@ -33,6 +33,8 @@ export interface BuildOptions {
   from?: string;
   only?: string;
   keepGoing?: boolean;
+  /** Write the checksum sidecar beside the image (default true; a 15 GiB sha256 costs ~15 s). */
+  sidecar?: boolean;
   progress: ProgressMode;
 }
 
@@ -186,7 +188,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
         Object.assign(ctx, (await cache.loadOutputs(profile.name, s.name, keys.get(s.name)!)) ?? {});
         outcome(s.name).status = 'cached';
       }
-      await publish(ctx, cache.checkpointPath(profile.name, finish.name, keys.get(finish.name)!, true), result, started);
+      await publish(ctx, cache.checkpointPath(profile.name, finish.name, keys.get(finish.name)!, true), result, started, opts.sidecar ?? true);
       result.ok = true;
       return result;
     }
@@ -257,7 +259,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     // An image with a failed (optional) stage is published but never cached as finished.
     const finished = cache.checkpointPath(profile.name, finish.name, keys.get(finish.name)!, true);
     if (result.ok) await cache.saveCheckpoint(profile.name, finish.name, keys.get(finish.name)!, workImage, { byLink: true });
-    await publish(ctx, result.ok ? finished : workImage, result, started);
+    await publish(ctx, result.ok ? finished : workImage, result, started, opts.sidecar ?? true);
     await rm(workImage, { force: true });
     await rm(`${workImage}.sha256`, { force: true });
     return result;
@@ -327,12 +329,12 @@ async function writeAtomically(path: string, text: string) {
   await rename(`${path}.partial`, path);
 }
 
-async function publish(ctx: BuildContext, image: string, result: BuildResult, started: number) {
+async function publish(ctx: BuildContext, image: string, result: BuildResult, started: number, withSidecar: boolean) {
   await mkdir(ctx.outputDir, { recursive: true });
   const final = join(ctx.outputDir, ctx.profile.image.fileName);
   const partial = `${final}.partial`;
   const inputsDigest = result.stages.at(-1)?.key ?? '';
-  const sidecar = await sidecarFor(image, `${ctx.profile.name}-${inputsDigest}`);
+  const sidecar = withSidecar ? await sidecarFor(image, `${ctx.profile.name}-${inputsDigest}`) : undefined;
   await rm(partial, { force: true });
   try {
     await link(image, partial).catch(() => run(cmd.copySparse(image, partial)));
@@ -346,7 +348,8 @@ async function publish(ctx: BuildContext, image: string, result: BuildResult, st
     throw e;
   }
   // The sidecar goes first: an image under its final name always has its checksum beside it.
-  await writeAtomically(`${final}.sha256`, sidecar.text);
+  if (sidecar) await writeAtomically(`${final}.sha256`, sidecar.text);
+  else await rm(`${final}.sha256`, { force: true }); // never leave an older image's checksum beside this one
   await rename(partial, final);
   result.image = final;
   const info = await stat(final);
@@ -355,7 +358,7 @@ async function publish(ctx: BuildContext, image: string, result: BuildResult, st
     base: ctx.profile.base,
     image: final,
     inputsDigest,
-    sha256: sidecar.sha256,
+    sha256: sidecar?.sha256,
     builtAt: new Date().toISOString(),
     wallSeconds: (Date.now() - started) / 1000,
     apparentBytes: info.size,

@@ -91,7 +91,7 @@ describe('grub.cfg', () => {
     const entries = cfg.split('menuentry ').slice(1);
     expect(entries).toHaveLength(3);
     expect(entries[0]).toContain('loopback hncur ($root)/hn-root.img');
-    expect(entries[0]).toContain('real_root=/hn-root.img raw_loop_root_host_partition=LABEL=hostpart ro panic=10 hn.test.stop_after=3');
+    expect(entries[0]).toContain('real_root=/hn-root.img raw_loop_root_host_partition=LABEL=hostpart rw panic=10 hn.test.stop_after=3');
     expect(entries[0]).toContain('initrd (hncur)/boot/initramfs');
     expect(entries[1]).toContain('loopback hnold ($root)/hn-root-old.img');
     expect(entries[1]).toContain('real_root=/hn-root-old.img');

@@ -6,7 +6,7 @@ import { mkdir, rm, rename, link, stat, statfs, readFile, writeFile } from 'node
 import { computeSidecar, formatSidecar, parseSidecar } from '../stages/boot-sidecar.ts';
 import { join } from 'node:path';
 import { StageCache } from './cache.ts';
-import type { BuildContext } from './context.ts';
+import { need, type BuildContext } from './context.ts';
 import { HnError, InterruptedError, EXIT } from './errors.ts';
 import { hashFile, hashValue } from './hash.ts';
 import { resolveProfile } from './profiles.ts';
@@ -182,7 +182,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     }
 
     // 4. Restore: the finished image or the newest usable checkpoint.
-    const workImage = join(buildDir, profile.image.fileName);
+    const workImage = need(ctx, 'workImage');
     if (finishedInCache) {
       for (const s of work) {
         Object.assign(ctx, (await cache.loadOutputs(profile.name, s.name, keys.get(s.name)!)) ?? {});
@@ -290,7 +290,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
 
 /** Freezes the mounted image (if any) so the snapshot is consistent, then copies it into the cache. */
 async function saveCheckpoint(ctx: BuildContext, cache: StageCache, stage: string, key: string) {
-  const image = join(ctx.buildDir, ctx.profile.image.fileName);
+  const image = need(ctx, 'workImage');
   if (ctx.root) {
     // Trim first: blocks freed inside the image (deleted .debs, dpkg temp files) would
     // otherwise still be allocated in the file and be copied into the snapshot.

@@ -292,10 +292,11 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
 async function saveCheckpoint(ctx: BuildContext, cache: StageCache, stage: string, key: string) {
   const image = need(ctx, 'workImage');
   if (ctx.root) {
-    // Trim first: blocks freed inside the image (deleted .debs, dpkg temp files) would
-    // otherwise still be allocated in the file and be copied into the snapshot.
-    await run(cmd.fstrim(ctx.root));
+    // Sync, then trim: blocks freed inside the image (deleted lists, dpkg temp files) would
+    // otherwise still be allocated in the file and be copied into the snapshot, and ext4 only
+    // trims what a committed journal transaction has freed (the build mounts with commit=60).
     await run(cmd.sync());
+    await run(cmd.fstrim(ctx.root));
     await run(cmd.fsfreeze(ctx.root, true));
     try {
       await cache.saveCheckpoint(ctx.profile.name, stage, key, image);

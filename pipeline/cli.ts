@@ -1,7 +1,7 @@
 // The hnforge command line. Only this file calls process.exit; everything
 // below it throws HnError for the user's mistakes and plain errors for bugs.
 
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import yargs from 'yargs';
@@ -9,7 +9,7 @@ import { hideBin } from 'yargs/helpers';
 import { stringify as toYaml } from 'yaml';
 import { EXIT, HnError, isHnError } from './errors.ts';
 import { ensureHostPackages } from './host-packages.ts';
-import { preflight } from './preflight.ts';
+import { preflight, toolsOf } from './preflight.ts';
 import { listProfiles, resolveProfile } from './profiles.ts';
 import { progressMode } from './progress.ts';
 import { summarise, type BuildReport } from './report.ts';
@@ -68,9 +68,8 @@ async function buildCommand(argv: {
   if (!argv.dryRun) {
     const profile = await resolveProfile(resolve(argv.profilesDir), argv.profile);
     const stages = stagesFor(profile.base);
-    const { mkdir } = await import('node:fs/promises');
     await mkdir(cacheDir, { recursive: true });
-    if (argv.installHostPackages) await ensureHostPackages([...new Set(stages.flatMap((s) => s.tools ?? []))], say);
+    if (argv.installHostPackages) await ensureHostPackages(toolsOf(stages), say);
     await preflight({ profile, stages, cacheDir, isRoot: process.getuid?.() === 0 });
   }
   const result = await build({

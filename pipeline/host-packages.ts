@@ -3,13 +3,12 @@
 
 import { HOST_TOOL_PACKAGES } from './seam/command.ts';
 import { run } from './seam/run.ts';
-import { findOnPath } from './preflight.ts';
+import { missingTools } from './preflight.ts';
 
 const MINUTE = 60_000;
 
 export async function ensureHostPackages(tools: string[], say: (line: string) => void): Promise<void> {
-  const missing: string[] = [];
-  for (const t of tools) if (!(await findOnPath(t))) missing.push(t);
+  const missing = await missingTools(tools);
   const packages = [...new Set(missing.map((t) => HOST_TOOL_PACKAGES[t]).filter((p): p is string => Boolean(p)))];
   if (!packages.length || process.getuid?.() !== 0) return;
   say(`installing host packages: ${packages.join(' ')}`);

@@ -1,7 +1,7 @@
 // Checks made before any privileged step. Every problem is collected and
 // reported at once, each as one line saying what is wrong and what to do.
 
-import { statfs } from 'node:fs/promises';
+import { access, constants, statfs } from 'node:fs/promises';
 import { HnError, EXIT } from './errors.ts';
 import { HOST_TOOL_PACKAGES } from './seam/command.ts';
 import type { StageDef } from './stage.ts';
@@ -10,15 +10,16 @@ import type { ResolvedProfile } from './profile-schema.ts';
 const GiB = 1024 ** 3;
 
 export async function findOnPath(tool: string): Promise<boolean> {
-  const { access, constants } = await import('node:fs/promises');
   for (const dir of (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':').concat(['/usr/sbin', '/sbin'])) {
     if (await access(`${dir}/${tool}`, constants.X_OK).then(() => true, () => false)) return true;
   }
   return false;
 }
 
-export async function missingTools(stages: StageDef[]): Promise<string[]> {
-  const tools = [...new Set(stages.flatMap((s) => s.tools ?? []))];
+/** The host tools the stages declare. */
+export const toolsOf = (stages: StageDef[]): string[] => [...new Set(stages.flatMap((s) => s.tools ?? []))];
+
+export async function missingTools(tools: string[]): Promise<string[]> {
   const missing: string[] = [];
   for (const t of tools) if (!(await findOnPath(t))) missing.push(t);
   return missing;
@@ -38,7 +39,7 @@ export async function preflight(opts: { profile: ResolvedProfile; stages: StageD
   if (!opts.isRoot && opts.stages.some((s) => s.needsRoot)) {
     problems.push('not running as root: building an image needs loop devices, mounts and chroot; run as root (or use --dry-run)');
   }
-  const missing = await missingTools(opts.stages);
+  const missing = await missingTools(toolsOf(opts.stages));
   for (const t of missing) {
     const pkg = HOST_TOOL_PACKAGES[t];
     problems.push(`host tool '${t}' is missing: apt-get install ${pkg ?? '(unknown package)'}`);

@@ -1,7 +1,7 @@
 // Privileged operations that hold something: each registers its release on the
 // build's ResourceStack the moment it succeeds.
 
-import { readdir, readlink } from 'node:fs/promises';
+import { readdir, readFile, readlink } from 'node:fs/promises';
 import { cmd } from './command.ts';
 import type { HnError } from '../errors.ts';
 import type { ResourceStack, Held } from './resources.ts';
@@ -51,7 +51,6 @@ export async function umountPatiently(target: string, recursive = false, attempt
 
 /** Mount points at or below `dir`, deepest first (from /proc/self/mountinfo). */
 export async function mountsBelow(dir: string): Promise<string[]> {
-  const { readFile } = await import('node:fs/promises');
   const unescape = (p: string) => p.replace(/\\(\d{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
   return (await readFile('/proc/self/mountinfo', 'utf8'))
     .split('\n')
@@ -92,7 +91,6 @@ export async function endProcessesIn(root: string): Promise<number[]> {
 
 /** Snapshot of what is attached and mounted, to prove a build left nothing behind. */
 export async function systemState(): Promise<{ loops: string[]; mounts: string[] }> {
-  const { readFile } = await import('node:fs/promises');
   const mounts = (await readFile('/proc/mounts', 'utf8')).split('\n').filter(Boolean).sort();
   const { stdout } = await run(cmd.losetupList(), { capture: true });
   const loops = stdout.split('\n').map((l) => l.trim()).filter(Boolean).sort();

@@ -222,7 +222,9 @@ hn_verify() {
 		return 1
 	fi
 	hn_fmt= hn_size= hn_sha=
-	while IFS='=' read -r hn_k hn_v; do
+	# `|| [ -n ... ]`: read fails on a last line without a newline but still fills
+	# the variables; the TypeScript parser accepts such a file, so this one must too.
+	while IFS='=' read -r hn_k hn_v || [ -n "$hn_k" ]; do
 		case "$hn_k" in
 		format) hn_fmt=$hn_v ;;
 		size) hn_size=$hn_v ;;

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import {
   bootUntilSettled, inode, makeHostpart, removeDir, runRotation, SHELLS, sidecarText, snapshot,
 } from './sh-harness.ts';
+import { parseSidecar } from '../../stages/boot-sidecar.ts';
 
 const A = 'IMAGE-A (previous)\n';
 const B = 'IMAGE-B (current)\n';
@@ -57,6 +58,16 @@ for (const shell of SHELLS) {
       // The next boot has nothing to do and stays on the new image.
       const again = await runRotation(hp, { shell: sh });
       expect(again.outcome).toBe('boot');
+      expect(snapshot(hp)['hn-root.img']).toBe(C);
+    });
+
+    it('promotes an image whose sidecar has no newline after its last line (the TypeScript parser accepts it too)', async () => {
+      const text = sidecarText(C).replace(/\n$/, '');
+      expect(parseSidecar(text).size).toBe(C.length);
+      const hp = hostpart({ 'hn-root.img': B, 'hn-root-new.img': C, 'hn-root-new.img.sha256': text });
+      const r = await runRotation(hp, { shell: sh });
+      expect(r.lines.join('\n')).not.toMatch(/set aside/);
+      expect(r.outcome).toBe('reboot');
       expect(snapshot(hp)['hn-root.img']).toBe(C);
     });
 

@@ -7,7 +7,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { provision } from '../pipeline/provision.ts';
 import { bootDisk, type BootResult } from '../pipeline/qemu.ts';
-import { writeSidecar } from '../stages/boot-sidecar.ts';
+import { writeSidecar } from '../pipeline/boot/sidecar.ts';
 import { buildTestImage, CACHE, copyDisk, putFiles, TEST_GRUB, type Disk } from '../test/boot/fixtures.ts';
 
 await mkdir(CACHE, { recursive: true });

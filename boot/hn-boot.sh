@@ -29,24 +29,38 @@
 #   sha256=<64 lowercase hex>
 #   version=<free text, informational>
 
-HN_HP=${HN_HP:-/hostpart}
-HN_HOSTPART=${HN_HOSTPART:-LABEL=hostpart}
-HN_REAL_ROOT=${HN_REAL_ROOT:-/hn-root.img}
-HN_TIMEOUT=${HN_TIMEOUT:-30}
-HN_ONFAIL=${HN_ONFAIL:-reboot}
-HN_ROOT_MODE=${HN_ROOT_MODE:-ro}
-HN_STOP_AFTER=${HN_STOP_AFTER:-}
-HN_VERIFY=${HN_VERIFY:-sha256}
-HN_CMDLINE_FILE=${HN_CMDLINE_FILE:-/proc/cmdline}
-HN_ID_FILE=${HN_ID_FILE:-/etc/hn-initramfs-id}
-HN_BOOT_SH=${HN_BOOT_SH:-/lib/hn-boot.sh}
-
+# BEGIN boot contract: generated from pipeline/boot/contract.ts by `npm run generate`; do not edit
 HN_CUR=hn-root.img
 HN_NEW=hn-root-new.img
 HN_SIDECAR=hn-root-new.img.sha256
 HN_OLD=hn-root-old.img
 HN_BROKEN=hn-root-broken.img
 HN_FLAG=system-revert
+HN_LOG=hn-boot.log
+HN_SIDECAR_FORMAT=hnforge-sidecar-1
+HN_HOSTPART_LABEL=hostpart
+HN_KP_REAL_ROOT=real_root
+HN_KP_HOSTPART=raw_loop_root_host_partition
+HN_KP_TIMEOUT=hn.hostpart_timeout
+HN_KP_ONFAIL=hn.onfail
+HN_KP_VERIFY=hn.verify
+HN_KP_STOP_AFTER=hn.test.stop_after
+HN_DEFAULT_BOOT_SH=/lib/hn-boot.sh
+HN_DEFAULT_ID_FILE=/etc/hn-initramfs-id
+HN_DEFAULT_HP=/hostpart
+# END boot contract
+
+HN_HP=${HN_HP:-$HN_DEFAULT_HP}
+HN_HOSTPART=${HN_HOSTPART:-LABEL=$HN_HOSTPART_LABEL}
+HN_REAL_ROOT=${HN_REAL_ROOT:-/$HN_CUR}
+HN_TIMEOUT=${HN_TIMEOUT:-30}
+HN_ONFAIL=${HN_ONFAIL:-reboot}
+HN_ROOT_MODE=${HN_ROOT_MODE:-ro}
+HN_STOP_AFTER=${HN_STOP_AFTER:-}
+HN_VERIFY=${HN_VERIFY:-sha256}
+HN_CMDLINE_FILE=${HN_CMDLINE_FILE:-/proc/cmdline}
+HN_ID_FILE=${HN_ID_FILE:-$HN_DEFAULT_ID_FILE}
+HN_BOOT_SH=${HN_BOOT_SH:-$HN_DEFAULT_BOOT_SH}
 
 # ---------------------------------------------------------------- reporting
 
@@ -58,7 +72,7 @@ hn_log() {
 hn_report() {
 	hn_log "$*"
 	if [ -d "$HN_HP" ] && [ -w "$HN_HP" ]; then
-		echo "$(date -u '+%Y-%m-%dT%H:%M:%SZ' 2>/dev/null) $*" >>"$HN_HP/hn-boot.log" 2>/dev/null
+		echo "$(date -u '+%Y-%m-%dT%H:%M:%SZ' 2>/dev/null) $*" >>"$HN_HP/$HN_LOG" 2>/dev/null
 	fi
 }
 
@@ -129,8 +143,8 @@ hn_step() {
 hn_fail() {
 	hn_log "FAIL: $*"
 	case "$HN_ONFAIL" in
-	poweroff) hn_log "FAIL outcome: power off (hn.onfail=poweroff)"; hn_poweroff ;;
-	*) hn_log "FAIL outcome: reboot in 5 s (hn.onfail=reboot)"; sleep 5; hn_reboot ;;
+	poweroff) hn_log "FAIL outcome: power off ($HN_KP_ONFAIL=poweroff)"; hn_poweroff ;;
+	*) hn_log "FAIL outcome: reboot in 5 s ($HN_KP_ONFAIL=reboot)"; sleep 5; hn_reboot ;;
 	esac
 	return 1
 }
@@ -141,12 +155,12 @@ hn_parse_cmdline() {
 	[ -r "$HN_CMDLINE_FILE" ] || return 0
 	for hn_w in $(cat "$HN_CMDLINE_FILE"); do
 		case "$hn_w" in
-		raw_loop_root_host_partition=*) HN_HOSTPART=${hn_w#*=} ;;
-		real_root=*) HN_REAL_ROOT=${hn_w#*=} ;;
-		hn.hostpart_timeout=*) HN_TIMEOUT=${hn_w#*=} ;;
-		hn.onfail=*) HN_ONFAIL=${hn_w#*=} ;;
-		hn.verify=*) HN_VERIFY=${hn_w#*=} ;;
-		hn.test.stop_after=*) HN_STOP_AFTER=${hn_w#*=} ;;
+		"$HN_KP_HOSTPART"=*) HN_HOSTPART=${hn_w#*=} ;;
+		"$HN_KP_REAL_ROOT"=*) HN_REAL_ROOT=${hn_w#*=} ;;
+		"$HN_KP_TIMEOUT"=*) HN_TIMEOUT=${hn_w#*=} ;;
+		"$HN_KP_ONFAIL"=*) HN_ONFAIL=${hn_w#*=} ;;
+		"$HN_KP_VERIFY"=*) HN_VERIFY=${hn_w#*=} ;;
+		"$HN_KP_STOP_AFTER"=*) HN_STOP_AFTER=${hn_w#*=} ;;
 		ro) HN_ROOT_MODE=ro ;;
 		rw) HN_ROOT_MODE=rw ;;
 		esac
@@ -181,7 +195,7 @@ hn_wait_hostpart() {
 		usleep 100000 2>/dev/null || sleep 1
 		hn_i=$((hn_i + 1))
 	done
-	hn_log "host partition $HN_HOSTPART not found after ${HN_TIMEOUT} s (kernel parameter raw_loop_root_host_partition)"
+	hn_log "host partition $HN_HOSTPART not found after ${HN_TIMEOUT} s (kernel parameter $HN_KP_HOSTPART)"
 	return 1
 }
 
@@ -231,7 +245,7 @@ hn_verify() {
 		sha256) hn_sha=$hn_v ;;
 		esac
 	done <"$2"
-	if [ "$hn_fmt" != hnforge-sidecar-1 ]; then
+	if [ "$hn_fmt" != "$HN_SIDECAR_FORMAT" ]; then
 		HN_REASON="checksum file ${2##*/} has unknown format '$hn_fmt'"
 		return 1
 	fi
@@ -341,7 +355,7 @@ hn_upgrade() {
 hn_revert() {
 	cd "$HN_HP" || return 1
 	if [ -e "$HN_NEW" ]; then
-		hn_set_aside "$HN_NEW" skipped "system-revert is present; a revert and an update never happen in the same boot"
+		hn_set_aside "$HN_NEW" skipped "$HN_FLAG is present; a revert and an update never happen in the same boot"
 		hn_step 11 "set $HN_NEW aside"
 		hn_sync
 	fi
@@ -350,7 +364,7 @@ hn_revert() {
 		rm -f "$HN_FLAG"
 		hn_sync
 		cd / || return 1
-		hn_report "system-revert present but no $HN_OLD to go back to (nothing to revert, or already reverted): flag removed, booting $HN_CUR"
+		hn_report "$HN_FLAG present but no $HN_OLD to go back to (nothing to revert, or already reverted): flag removed, booting $HN_CUR"
 		return 0
 	fi
 	rm -f "$HN_BROKEN.tmp"

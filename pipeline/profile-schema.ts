@@ -2,6 +2,7 @@
 // what it is for, and defaults live here rather than scattered through stages.
 
 import { z } from 'zod';
+import { DEFAULT_KERNEL_ARGS } from './boot/contract.ts';
 
 const imageSchema = z.strictObject({
   sizeGiB: z.number().positive().max(1024).describe('apparent size of the sparse image file'),
@@ -57,6 +58,10 @@ export const profileSchema = z.strictObject({
   boot: z.strictObject({
     modules: z.array(z.string()).describe('kernel modules the initramfs loads, in order'),
     hostpartFilesystems: z.array(z.enum(['ext4', 'btrfs'])),
+    kernelArgs: z
+      .array(z.string().regex(/^[^\s'"\\$;{}]+$/, 'one kernel argument without spaces, quotes, $, ; or braces'))
+      .default([...DEFAULT_KERNEL_ARGS])
+      .describe('kernel command line the image is booted with (GRUB reads it from the image); default: console on the screen and on ttyS0 for serial-over-LAN'),
   }),
 });
 

@@ -15,7 +15,7 @@ import { HnError, usageError } from './errors.ts';
 import { bootCmd } from './seam/boot-commands.ts';
 import { cmd, type Command } from './seam/command.ts';
 import { run as seamRun, type RunOptions, type RunResult } from './seam/run.ts';
-import { grubConfig, grubEmbeddedConfig, type GrubConfigOptions } from '../stages/boot-grub.ts';
+import { grubConfig, grubEmbeddedConfig, type GrubConfigOptions } from './boot/grub.ts';
 
 export type Runner = (command: Command, opts?: Omit<RunOptions, 'signal'>) => Promise<RunResult>;
 

@@ -3,7 +3,7 @@
 // and always unwind what was acquired.
 
 import { mkdir, rm, rename, link, stat, statfs, readFile, writeFile } from 'node:fs/promises';
-import { computeSidecar, formatSidecar, parseSidecar } from '../stages/boot-sidecar.ts';
+import { computeSidecar, formatSidecar, parseSidecar } from './boot/sidecar.ts';
 import { join } from 'node:path';
 import { StageCache } from './cache.ts';
 import { need, type BuildContext } from './context.ts';
@@ -310,7 +310,7 @@ async function saveCheckpoint(ctx: BuildContext, cache: StageCache, stage: strin
 
 /** Puts the finished image under its final name in one rename, with its report beside it. */
 /**
- * The checksum sidecar of an image (format: stages/boot-sidecar.ts), computed once and kept
+ * The checksum sidecar of an image (format: pipeline/boot/sidecar.ts), computed once and kept
  * beside it, so republishing a cached image costs no second pass over 15 GiB.
  */
 async function sidecarFor(image: string, version: string): Promise<{ text: string; sha256: string }> {

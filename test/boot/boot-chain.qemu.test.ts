@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import pLimit from 'p-limit';
 import { provision } from '../../pipeline/provision.ts';
 import { bootDisk, type BootResult } from '../../pipeline/qemu.ts';
-import { writeSidecar } from '../../stages/boot-sidecar.ts';
+import { writeSidecar } from '../../pipeline/boot/sidecar.ts';
 import {
   buildTestImage, CACHE, copyDisk, hostpartState, listHostpart, putFiles, removeFiles, setGrubConfig, TEST_GRUB,
   type Disk, type TestImage, catHostpart,

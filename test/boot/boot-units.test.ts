@@ -8,8 +8,8 @@ import { mkdtemp, mkdir, rm, writeFile, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { resolveModules } from '../../stages/boot-initramfs.ts';
-import { formatSidecar, parseSidecar, writeSidecar } from '../../stages/boot-sidecar.ts';
-import { grubConfig, grubEmbeddedConfig } from '../../stages/boot-grub.ts';
+import { formatSidecar, parseSidecar, writeSidecar } from '../../pipeline/boot/sidecar.ts';
+import { grubConfig, grubEmbeddedConfig, grubKernelArgsFile } from '../../pipeline/boot/grub.ts';
 import { formatPlan, provision } from '../../pipeline/provision.ts';
 import { run } from '../../pipeline/seam/run.ts';
 import { bootCmd } from '../../pipeline/seam/boot-commands.ts';
@@ -91,13 +91,25 @@ describe('grub.cfg', () => {
     const entries = cfg.split('menuentry ').slice(1);
     expect(entries).toHaveLength(3);
     expect(entries[0]).toContain('loopback hncur ($root)/hn-root.img');
-    expect(entries[0]).toContain('real_root=/hn-root.img raw_loop_root_host_partition=LABEL=hostpart rw panic=10 hn.test.stop_after=3');
+    expect(entries[0]).toContain('real_root=/hn-root.img raw_loop_root_host_partition=LABEL=hostpart rw panic=10 $hn_kernel_args hn.test.stop_after=3');
+    // The image's own kernel arguments (the profile's) replace the default when the image carries them.
+    expect(entries[0]).toContain("set hn_kernel_args='console=tty0 console=ttyS0,115200n8'");
+    expect(entries[0]).toContain('if [ -f (hncur)/boot/hn-kernel-args.cfg ]; then source (hncur)/boot/hn-kernel-args.cfg; fi');
+    expect(entries[1]).toContain('source (hnold)/boot/hn-kernel-args.cfg');
     expect(entries[0]).toContain('initrd (hncur)/boot/initramfs');
     expect(entries[1]).toContain('loopback hnold ($root)/hn-root-old.img');
     expect(entries[1]).toContain('real_root=/hn-root-old.img');
     expect(entries[2]).toMatch(/reboot/);
     // An error inside an entry costs a 10 s "Press any key" wait: no loopback -d.
     expect(cfg).not.toContain('loopback -d');
+  });
+  it("GRUB's terminal is on the serial port too by default (serial-over-LAN shows the menu)", () => {
+    expect(cfg).toContain('serial --unit=0 --speed=115200\nterminal_input console serial\nterminal_output console serial');
+    expect(grubConfig({ serial: false })).not.toContain('terminal_output');
+  });
+  it('the kernel-argument file an image carries is one GRUB `set`, refusing what would break out of its quotes', () => {
+    expect(grubKernelArgsFile(['console=ttyS1,57600', 'quiet'])).toMatch(/^set hn_kernel_args='console=ttyS1,57600 quiet'$/m);
+    expect(() => grubKernelArgsFile(["a'; reboot; '"])).toThrow(/not allowed/);
   });
   it('the embedded config keeps $prefix in the memdisk and reads grub/grub.cfg from EFI-BOOT', () => {
     expect(grubEmbeddedConfig()).not.toContain('set prefix');

@@ -13,7 +13,7 @@ import { bootCmd } from '../../pipeline/seam/boot-commands.ts';
 import { cmd } from '../../pipeline/seam/command.ts';
 import { run } from '../../pipeline/seam/run.ts';
 import { buildInitramfs, listTree, type InitramfsResult } from '../../stages/boot-initramfs.ts';
-import { grubConfig, type GrubConfigOptions } from '../../stages/boot-grub.ts';
+import { grubConfig, type GrubConfigOptions } from '../../pipeline/boot/grub.ts';
 import { REPO } from './sh-harness.ts';
 
 export const CACHE = process.env.HNFORGE_TEST_CACHE ?? '/var/cache/hnforge-test';
@@ -134,8 +134,9 @@ export async function buildTestImage(opts: { workDir: string; id: string; flavou
   }
 }
 
-// OVMF already mirrors its console (and so GRUB's) on the serial port: no GRUB serial terminal needed.
-export const TEST_GRUB: GrubConfigOptions = { console: ['console=ttyS0,115200'], timeoutSec: 0 };
+// The default kernel arguments put the console on ttyS0, which qemu's -serial reads; OVMF
+// already mirrors its console (and so GRUB's) on the serial port: GRUB's own serial terminal is off.
+export const TEST_GRUB: GrubConfigOptions = { serial: false, timeoutSec: 0 };
 
 // ------------------------------------------------------- offline disk edits
 

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import {
   bootUntilSettled, inode, makeHostpart, removeDir, runRotation, SHELLS, sidecarText, snapshot,
 } from './sh-harness.ts';
-import { parseSidecar } from '../../stages/boot-sidecar.ts';
+import { parseSidecar } from '../../pipeline/boot/sidecar.ts';
 
 const A = 'IMAGE-A (previous)\n';
 const B = 'IMAGE-B (current)\n';

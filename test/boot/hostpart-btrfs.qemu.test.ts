@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { provision } from '../../pipeline/provision.ts';
 import { bootDisk } from '../../pipeline/qemu.ts';
 import { run } from '../../pipeline/seam/run.ts';
-import { writeSidecar } from '../../stages/boot-sidecar.ts';
+import { writeSidecar } from '../../pipeline/boot/sidecar.ts';
 import { buildTestImage, CACHE, TEST_GRUB, type TestImage } from './fixtures.ts';
 
 describe('[qemu][root] btrfs host partition', { timeout: 900_000 }, () => {

@@ -12,10 +12,12 @@
 // hn-root-new.img last, so an image file under the final name always has its sidecar.
 
 import { stat, writeFile } from 'node:fs/promises';
-import { HnError } from '../pipeline/errors.ts';
-import { run } from '../pipeline/seam/run.ts';
+import { HnError } from '../errors.ts';
+import { run } from '../seam/run.ts';
 
-export const SIDECAR_FORMAT = 'hnforge-sidecar-1';
+import { SIDECAR } from './contract.ts';
+
+const SIDECAR_FORMAT = SIDECAR.format;
 
 export interface Sidecar {
   size: number;

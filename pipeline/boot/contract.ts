@@ -1,0 +1,110 @@
+// The boot contract: every name the factory, GRUB, the initramfs and the node's
+// own tools must agree on. This file is its one home; boot/hn-boot.sh carries a
+// generated copy of the shell-facing part (`npm run generate`), and a test
+// fails when the copy and this file differ.
+
+/** Filesystem labels GRUB and the initramfs search for. */
+export const LABELS = {
+  efi: 'EFI-BOOT',
+  hostpart: 'hostpart',
+} as const;
+
+/** Files on the host partition, relative to its root (the rotation's state). */
+export const HOSTPART_FILES = {
+  current: 'hn-root.img',
+  next: 'hn-root-new.img',
+  nextSidecar: 'hn-root-new.img.sha256',
+  previous: 'hn-root-old.img',
+  broken: 'hn-root-broken.img',
+  revertFlag: 'system-revert',
+  bootLog: 'hn-boot.log',
+} as const;
+
+/** The checksum sidecar: `key=value` lines, unknown keys ignored by readers. */
+export const SIDECAR = {
+  format: 'hnforge-sidecar-1',
+  /** Suffix of a sidecar beside its image (hn-root.img.sha256). */
+  suffix: '.sha256',
+} as const;
+
+/** Kernel parameters the initramfs reads (names only; values are per boot). */
+export const KERNEL_PARAMS = {
+  realRoot: 'real_root',
+  hostpart: 'raw_loop_root_host_partition',
+  hostpartTimeout: 'hn.hostpart_timeout',
+  onFail: 'hn.onfail',
+  verify: 'hn.verify',
+  testStopAfter: 'hn.test.stop_after',
+} as const;
+
+/**
+ * The kernel command line a profile gets unless it says otherwise: the last
+ * console= is /dev/console, so the initramfs and systemd write to the serial
+ * port a server's serial-over-LAN shows, and the screen keeps the kernel's messages.
+ */
+export const DEFAULT_KERNEL_ARGS: readonly string[] = ['console=tty0', 'console=ttyS0,115200n8'];
+
+/** Paths inside the image and the initramfs. */
+export const IMAGE_PATHS = {
+  kernel: '/boot/kernel',
+  initramfs: '/boot/initramfs',
+  /** GRUB `source`s this from the image it boots: `set hn_kernel_args='...'` (the profile's kernel command line). */
+  grubKernelArgs: '/boot/hn-kernel-args.cfg',
+  bootModule: '/lib/hn-boot.sh',
+  initramfsId: '/etc/hn-initramfs-id',
+  bootId: '/boot/hn-boot-id',
+  hostpartMount: '/hostpart',
+} as const;
+
+/** The shell constants hn-boot.sh needs, in the order they are written. */
+export function shellConstants(): [string, string][] {
+  return [
+    ['HN_CUR', HOSTPART_FILES.current],
+    ['HN_NEW', HOSTPART_FILES.next],
+    ['HN_SIDECAR', HOSTPART_FILES.nextSidecar],
+    ['HN_OLD', HOSTPART_FILES.previous],
+    ['HN_BROKEN', HOSTPART_FILES.broken],
+    ['HN_FLAG', HOSTPART_FILES.revertFlag],
+    ['HN_LOG', HOSTPART_FILES.bootLog],
+    ['HN_SIDECAR_FORMAT', SIDECAR.format],
+    ['HN_HOSTPART_LABEL', LABELS.hostpart],
+    ['HN_KP_REAL_ROOT', KERNEL_PARAMS.realRoot],
+    ['HN_KP_HOSTPART', KERNEL_PARAMS.hostpart],
+    ['HN_KP_TIMEOUT', KERNEL_PARAMS.hostpartTimeout],
+    ['HN_KP_ONFAIL', KERNEL_PARAMS.onFail],
+    ['HN_KP_VERIFY', KERNEL_PARAMS.verify],
+    ['HN_KP_STOP_AFTER', KERNEL_PARAMS.testStopAfter],
+    ['HN_DEFAULT_BOOT_SH', IMAGE_PATHS.bootModule],
+    ['HN_DEFAULT_ID_FILE', IMAGE_PATHS.initramfsId],
+    ['HN_DEFAULT_HP', IMAGE_PATHS.hostpartMount],
+  ];
+}
+
+/** Shell files (relative to the repository) that carry the generated block. */
+export const SHELL_FILES_WITH_CONTRACT = ['boot/hn-boot.sh'];
+
+export const SHELL_BLOCK_BEGIN = '# BEGIN boot contract: generated from pipeline/boot/contract.ts by `npm run generate`; do not edit';
+export const SHELL_BLOCK_END = '# END boot contract';
+
+export function shellContractBlock(): string {
+  const safe = /^[\w./-]+$/;
+  const lines = shellConstants().map(([name, value]) => {
+    if (!safe.test(value)) throw new Error(`boot contract value for ${name} needs quoting: ${value}`);
+    return `${name}=${value}`;
+  });
+  return [SHELL_BLOCK_BEGIN, ...lines, SHELL_BLOCK_END].join('\n');
+}
+
+/** The generated block as it stands in a shell file, or undefined if the markers are missing. */
+export function extractShellBlock(text: string): string | undefined {
+  const begin = text.indexOf(SHELL_BLOCK_BEGIN);
+  const end = text.indexOf(SHELL_BLOCK_END);
+  if (begin < 0 || end < begin) return undefined;
+  return text.slice(begin, end + SHELL_BLOCK_END.length);
+}
+
+export function withShellBlock(text: string): string {
+  const current = extractShellBlock(text);
+  if (current === undefined) throw new Error(`no '${SHELL_BLOCK_BEGIN}' ... '${SHELL_BLOCK_END}' block to replace`);
+  return text.replace(current, shellContractBlock());
+}

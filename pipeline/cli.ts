@@ -32,7 +32,7 @@ let jsonMode = false;
 /** "20G", "512M", "1073741824" -> bytes. */
 function parseSize(text: string): number {
   const m = /^(\d+)([KMGT]?)(i?B)?$/i.exec(text.trim());
-  if (!m) throw new HnError('EUSAGE', `--size ${text}: use a number with an optional K, M, G or T suffix (e.g. 20G)`, { exitCode: EXIT.usage });
+  if (!m) throw new HnError('EUSAGE', `--size ${text}: use a number with an optional K, M, G or T suffix (e.g. 20G)`);
   return Number(m[1]) * 1024 ** ' KMGT'.indexOf((m[2] || ' ').toUpperCase());
 }
 
@@ -60,7 +60,7 @@ async function buildCommand(argv: {
   sidecar: boolean;
 }) {
   jsonMode = argv.json;
-  if (argv.from && argv.only) throw new HnError('EUSAGE', '--from and --only cannot be combined: --only runs one stage, --from runs a stage and all after it', { exitCode: EXIT.usage });
+  if (argv.from && argv.only) throw new HnError('EUSAGE', '--from and --only cannot be combined: --only runs one stage, --from runs a stage and all after it');
   const cacheDir = resolve(argv.cache);
   const outputDir = resolve(argv.output);
   const progress = progressMode(argv.json);
@@ -144,7 +144,7 @@ export async function main(args: string[]): Promise<number> {
         async (argv) => {
           const { provision } = await import('./provision.ts');
           if (!argv.dryRun) {
-            if (process.getuid?.() !== 0) throw new HnError('EPREFLIGHT', 'not running as root: provisioning writes partitions and filesystems; run as root (or use --dry-run)', { exitCode: EXIT.preflight });
+            if (process.getuid?.() !== 0) throw new HnError('EPREFLIGHT', 'not running as root: provisioning writes partitions and filesystems; run as root (or use --dry-run)');
             await ensureHostPackages(['sgdisk', 'partx', 'mkfs.vfat', 'mcopy', 'mmd', 'grub-mkstandalone', 'mkfs.btrfs', 'mkfs.ext4'], (l) => process.stderr.write(`hnforge: ${l}\n`));
           }
           const sizeBytes = argv.size ? parseSize(argv.size) : undefined;
@@ -185,7 +185,7 @@ export async function main(args: string[]): Promise<number> {
       .epilog(EXIT_CODES)
       .fail((msg, err) => {
         if (err) throw err;
-        throw new HnError('EUSAGE', `${msg} (see hnforge --help)`, { exitCode: EXIT.usage });
+        throw new HnError('EUSAGE', `${msg} (see hnforge --help)`);
       })
       .help()
       .version(false)

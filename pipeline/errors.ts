@@ -1,6 +1,7 @@
-// A catalogue of the errors a user can cause or meet. Each carries a code, one
-// line saying what is wrong and what to do, and the exit code the CLI uses.
-// Anything that is not an HnError is a bug and is shown with its stack.
+// The catalogue of errors a user can cause or meet. Each code has its exit
+// status and what it means as fields here, and one home: a thrower names a
+// code and writes one line saying what is wrong and what to do. Anything that
+// is not an HnError is a bug and is shown with its stack.
 
 export const EXIT = {
   ok: 0,
@@ -12,27 +13,88 @@ export const EXIT = {
   internal: 70,
 } as const;
 
+interface ErrorKind {
+  exit: number;
+  /** What the code means, for --help, logs and the tests that check the catalogue. */
+  meaning: string;
+}
+
+const build = (meaning: string): ErrorKind => ({ exit: EXIT.buildFailed, meaning });
+const usage = (meaning: string): ErrorKind => ({ exit: EXIT.usage, meaning });
+const preflight = (meaning: string): ErrorKind => ({ exit: EXIT.preflight, meaning });
+
+export const ERRORS = {
+  // The command line and the checks before any work.
+  EUSAGE: usage('unknown option, stage or command, or options that cannot be combined'),
+  ECONFIRM: usage('a destructive command needs --yes'),
+  EPREFLIGHT: preflight('not root, host tools missing, too little disk space'),
+  EPROFILE: preflight('unknown or invalid profile'),
+  ENOMIRROR: preflight('no Debian mirror known for the suite'),
+  ELOCKED: build('another build of the same profile and cache is running'),
+  // Running commands (pipeline/seam/run.ts).
+  ENOTFOUND: build('a host program is not installed'),
+  ECOMMAND: build('a command exited non-zero'),
+  ETIMEOUT: build('a command ran past its timeout'),
+  ESIGNAL: build('a command was killed by a signal'),
+  EABORTED: { exit: EXIT.interrupted, meaning: 'a command was stopped or not started because the build is stopping' },
+  EINTERRUPTED: { exit: EXIT.interrupted, meaning: 'SIGINT or SIGTERM; everything acquired was released' },
+  ECLEANUP: build('releasing what the build held failed; the message lists what is left'),
+  // Stages.
+  EMIRROR: build('the Debian mirror is unreachable or lacks the suite'),
+  EPACKAGE: build('a profile package does not exist on the mirror'),
+  ENOKERNEL: build('the image has no kernel'),
+  ENOBUSYBOX: build('the image has no static busybox for the initramfs'),
+  EKMOD: build('the kernel lacks a module the boot chain needs'),
+  ESIDECAR: build('a checksum sidecar is malformed'),
+  ENOSPACE: build('no space left for the output'),
+  EKEPTGOING: build('--keep-going finished with failed optional stages'),
+  // Provisioning a disk.
+  EDISKSMALL: build('the disk is too small for EFI-BOOT, the image and a filesystem'),
+  EDISKNOTEMPTY: build('the disk holds data and --force was not given'),
+  EDISKBUSY: build('the disk or one of its partitions is mounted'),
+  EPARTITION: build('partitioning did not leave the expected partitions'),
+  // Gentoo (pipeline/gentoo): each refusal its own code, so a log, a test or CI can
+  // tell a forged signature from a flaky mirror.
+  EGENTOO_INDEX_SIGNATURE: build('the clearsigned stage3 index did not verify against the pinned key'),
+  EGENTOO_INDEX_FORMAT: build('the index verified but its body is not `<path> <bytes>` lines for this variant'),
+  EGENTOO_MISSING_FILE: build('the index (or a pinned timestamp) names a file the mirror does not have'),
+  EGENTOO_DOWNLOAD: build('network or HTTP failure other than 404'),
+  EGENTOO_TRUNCATED: build('the download ended before the announced size'),
+  EGENTOO_SIGNATURE: build('the detached signature over the tarball is bad, missing, or from another key'),
+  EGENTOO_DIGEST: build('SHA512 or BLAKE2B of the tarball differs from .DIGESTS'),
+  EGENTOO_DIGESTS_FORMAT: build('.DIGESTS has no usable SHA512 and BLAKE2B entry for the tarball'),
+  EGENTOO_TAR_UNSAFE: build('the tarball contains absolute paths, `..`, or links escaping the root'),
+  EGENTOO_KEYRING: build('the profile names no keyring, or the keyring file cannot be read'),
+  EGENTOO_LINUXRC_ANCHOR: build("genkernel's linuxrc lacks the line the boot hook is inserted at"),
+  EGENTOO_KERNEL_CONFIG: build('the kernel genkernel built lacks options the fragment requires'),
+  EGENTOO_KERNEL_OUTPUT: build('genkernel finished but the kernel or initramfs is not in /boot'),
+  EGENTOO_PATH_ESCAPE: build('a path inside the image resolves outside it'),
+  EGENTOO_EMERGE: build('emerge failed'),
+  EGENTOO_PROFILE: preflight("the profile's gentoo section is missing or inconsistent"),
+} as const satisfies Record<string, ErrorKind>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
 export class HnError extends Error {
-  readonly code: string;
+  readonly code: ErrorCode;
   readonly exitCode: number;
   readonly details: string[];
-  constructor(code: string, message: string, opts: { exitCode?: number; details?: string[]; cause?: unknown } = {}) {
+  /** `exitCode` overrides the catalogue only to carry another error's status (cleanup after a failure). */
+  constructor(code: ErrorCode, message: string, opts: { exitCode?: number; details?: string[]; cause?: unknown } = {}) {
     super(message, { cause: opts.cause });
     this.name = 'HnError';
     this.code = code;
-    this.exitCode = opts.exitCode ?? EXIT.buildFailed;
+    this.exitCode = opts.exitCode ?? ERRORS[code].exit;
     this.details = opts.details ?? [];
   }
 }
 
-export const usageError = (message: string) => new HnError('EUSAGE', message, { exitCode: EXIT.usage });
+export const usageError = (message: string) => new HnError('EUSAGE', message);
 
 /** Raised on SIGINT/SIGTERM so stages stop at the next await and the build unwinds. */
 export class InterruptedError extends HnError {
   constructor(signal: string) {
-    super('EINTERRUPTED', `interrupted by ${signal}; cleaned up, rerun the same command to resume from the cache`, {
-      exitCode: EXIT.interrupted,
-    });
+    super('EINTERRUPTED', `interrupted by ${signal}; cleaned up, rerun the same command to resume from the cache`);
   }
 }
 

@@ -2,7 +2,7 @@
 // reported at once, each as one line saying what is wrong and what to do.
 
 import { access, constants, statfs } from 'node:fs/promises';
-import { HnError, EXIT } from './errors.ts';
+import { HnError } from './errors.ts';
 import { HOST_TOOL_PACKAGES } from './seam/command.ts';
 import type { StageDef } from './stage.ts';
 import type { ResolvedProfile } from './profile-schema.ts';
@@ -51,7 +51,6 @@ export async function preflight(opts: { profile: ResolvedProfile; stages: StageD
   }
   if (problems.length) {
     throw new HnError('EPREFLIGHT', problems.length === 1 ? problems[0]! : `${problems.length} problems before building:\n  ${problems.join('\n  ')}`, {
-      exitCode: EXIT.preflight,
       details: problems,
     });
   }

@@ -5,13 +5,13 @@
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { HnError, EXIT } from './errors.ts';
+import { HnError } from './errors.ts';
 import { profileSchema, type ResolvedProfile } from './profile-schema.ts';
 
 type Raw = Record<string, unknown>;
 const isObject = (v: unknown): v is Raw => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-export const profileError = (message: string) => new HnError('EPROFILE', message, { exitCode: EXIT.preflight });
+export const profileError = (message: string) => new HnError('EPROFILE', message);
 
 export async function listProfiles(dir: string): Promise<{ name: string; description: string; abstract: boolean }[]> {
   const files = (await readdir(dir)).filter((f) => f.endsWith('.yaml')).sort();
@@ -113,7 +113,6 @@ export async function resolveProfile(dir: string, name: string, opts: { allowAbs
       return `profiles/${owner}.yaml: ${where}: ${what}`;
     });
     throw new HnError('EPROFILE', `profile '${name}' is invalid: ${lines[0]}${lines.length > 1 ? ` (and ${lines.length - 1} more)` : ''}`, {
-      exitCode: EXIT.preflight,
       details: lines,
     });
   }

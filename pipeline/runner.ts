@@ -7,7 +7,7 @@ import { computeSidecar, formatSidecar, parseSidecar } from './boot/sidecar.ts';
 import { join } from 'node:path';
 import { StageCache } from './cache.ts';
 import { need, type BuildContext } from './context.ts';
-import { HnError, InterruptedError, EXIT } from './errors.ts';
+import { HnError, InterruptedError } from './errors.ts';
 import { hashFile, hashValue } from './hash.ts';
 import { resolveProfile } from './profiles.ts';
 import { runSteps, type ProgressMode, type Step } from './progress.ts';
@@ -88,7 +88,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const names = stages.map((s) => s.name);
   for (const requested of [opts.from, opts.only]) {
     if (requested && !names.includes(requested)) {
-      throw new HnError('EUSAGE', `unknown stage '${requested}' for profile ${profile.name}; stages: ${names.join(', ')}`, { exitCode: EXIT.usage });
+      throw new HnError('EUSAGE', `unknown stage '${requested}' for profile ${profile.name}; stages: ${names.join(', ')}`);
     }
   }
   const buildDir = join(opts.cacheDir, 'build', profile.name);

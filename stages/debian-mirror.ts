@@ -5,7 +5,7 @@
 
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { HnError, EXIT } from '../pipeline/errors.ts';
+import { HnError } from '../pipeline/errors.ts';
 import type { StageDef } from '../pipeline/stage.ts';
 
 declare module '../pipeline/context.ts' {
@@ -81,7 +81,7 @@ export const debianMirror: StageDef = {
     const deb = ctx.profile.debian!;
     const mirror = deb.mirror?.replace(/\/+$/, '') ?? (await hostMirror(deb.suite));
     if (!mirror) {
-      throw new HnError('EMIRROR', `no Debian mirror for '${deb.suite}' in this host's apt sources; set debian.mirror in the profile`, { exitCode: EXIT.preflight });
+      throw new HnError('ENOMIRROR', `no Debian mirror for '${deb.suite}' in this host's apt sources; set debian.mirror in the profile`);
     }
     const mirrorDate = await mirrorReleaseDate(mirror, deb.suite);
     io.log(`mirror ${mirror}, ${deb.suite} InRelease dated ${mirrorDate}`);

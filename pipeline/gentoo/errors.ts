@@ -31,8 +31,6 @@ export const GENTOO_ERRORS = {
   EGENTOO_KERNEL_CONFIG: 'kernel config',
   /** genkernel finished but the kernel or initramfs is not in /boot. */
   EGENTOO_KERNEL_OUTPUT: 'kernel output missing',
-  /** A path inside the image resolves outside it (a symlink planted by the tarball). */
-  EGENTOO_PATH_ESCAPE: 'path escapes image root',
   /** emerge failed; the message says which package or which profile change is needed. */
   EGENTOO_EMERGE: 'emerge failed',
   /** The profile's gentoo section is missing or inconsistent. */

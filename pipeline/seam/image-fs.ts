@@ -79,7 +79,9 @@ export class ImageFs {
         continue;
       }
       const host = this.host([...parts, name]);
-      const st = await lstatOrUndefined(host);
+      const st = await lstatOrUndefined(host).catch((e) => {
+        throw this.error(path, `cannot look at ${imagePathOf([...parts, name])}: ${errnoOf(e) ?? e}`, e);
+      });
       if (!st) {
         if (!opts.create) {
           found = false;
@@ -94,7 +96,9 @@ export class ImageFs {
       }
       if (st.isSymbolicLink()) {
         if (++links > MAX_LINKS) throw this.error(path, `more than ${MAX_LINKS} symbolic links on the way (a link loop at ${imagePathOf([...parts, name])}?)`);
-        const target = await readlink(host);
+        const target = await readlink(host).catch((e) => {
+          throw this.error(path, `cannot read the link ${imagePathOf([...parts, name])}: ${errnoOf(e) ?? e}`, e);
+        });
         if (target.startsWith('/')) parts.length = 0;
         todo.unshift(...split(target));
         continue;

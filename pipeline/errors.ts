@@ -47,6 +47,7 @@ export const ERRORS = {
   EKMOD: build('the kernel lacks a module the boot chain needs'),
   ESIDECAR: build('a checksum sidecar is malformed'),
   ENOSPACE: build('no space left for the output'),
+  EIMAGE_PATH: build('a path inside the image cannot be resolved inside it (link loop, not a directory, unsafe target)'),
   EKEPTGOING: build('--keep-going finished with failed optional stages'),
   // Provisioning a disk.
   EDISKSMALL: build('the disk is too small for EFI-BOOT, the image and a filesystem'),
@@ -68,7 +69,6 @@ export const ERRORS = {
   EGENTOO_LINUXRC_ANCHOR: build("genkernel's linuxrc lacks the line the boot hook is inserted at"),
   EGENTOO_KERNEL_CONFIG: build('the kernel genkernel built lacks options the fragment requires'),
   EGENTOO_KERNEL_OUTPUT: build('genkernel finished but the kernel or initramfs is not in /boot'),
-  EGENTOO_PATH_ESCAPE: build('a path inside the image resolves outside it'),
   EGENTOO_EMERGE: build('emerge failed'),
   EGENTOO_PROFILE: preflight("the profile's gentoo section is missing or inconsistent"),
 } as const satisfies Record<string, ErrorKind>;

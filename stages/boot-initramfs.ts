@@ -4,13 +4,14 @@
 // Written into the image as /boot/initramfs-<version>.img with the
 // /boot/kernel and /boot/initramfs symlinks GRUB loads through.
 
-import { chmod, copyFile, lstat, mkdir, mkdtemp, open, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, mkdtemp, open, readdir, readFile, realpath, rm, symlink, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { need } from '../pipeline/context.ts';
 import { HnError } from '../pipeline/errors.ts';
 import type { Command } from '../pipeline/seam/command.ts';
 import { bootCmd } from '../pipeline/seam/boot-commands.ts';
+import { imageFs } from '../pipeline/seam/image-fs.ts';
 import type { RunOptions, RunResult } from '../pipeline/seam/run.ts';
 import type { StageDef } from '../pipeline/stage.ts';
 
@@ -90,13 +91,9 @@ export async function isStaticElf(path: string): Promise<boolean> {
   }
 }
 
-async function exists(path: string) {
-  return lstat(path).then(() => true, () => false);
-}
-
 export async function detectKernelVersion(root: string, modulesRoot = root): Promise<string> {
-  const boot = await readdir(join(root, 'boot')).catch(() => [] as string[]);
-  const mods = new Set(await readdir(join(modulesRoot, 'lib/modules')).catch(() => [] as string[]));
+  const boot = await imageFs(root).list('boot');
+  const mods = new Set(await imageFs(modulesRoot).list('lib/modules'));
   const versions = boot
     .filter((f) => f.startsWith('vmlinuz-'))
     .map((f) => f.slice('vmlinuz-'.length))
@@ -155,18 +152,27 @@ export async function buildInitramfs(opts: InitramfsOptions): Promise<InitramfsR
   const log = opts.log ?? (() => {});
   const modulesRoot = opts.modulesRoot ?? opts.root;
   const version = opts.kernelVersion ?? (await detectKernelVersion(opts.root, modulesRoot));
-  const modDir = join(modulesRoot, 'lib/modules', version);
+  // Everything read from the image is resolved inside it (its links are the image's, not the host's).
+  const image = imageFs(opts.root);
+  const modules = imageFs(modulesRoot);
+  const modRel = `lib/modules/${version}`;
+  const modDir = await modules.resolve(modRel);
 
   let busybox: string | undefined;
-  for (const p of ['usr/bin/busybox', 'bin/busybox']) if (await exists(join(opts.root, p))) busybox = join(opts.root, p);
+  for (const p of ['usr/bin/busybox', 'bin/busybox']) if (await image.stat(p)) busybox = await image.resolve(p);
   if (!busybox) throw new HnError('ENOBUSYBOX', `no busybox in ${opts.root}; add busybox-static to the profile packages`);
   if (!(await isStaticElf(busybox))) {
     throw new HnError('ENOBUSYBOX', `${busybox} is dynamically linked; the initramfs needs busybox-static (not busybox) in the profile packages`);
   }
 
+  // depmod -b resolves <root>/lib/modules/<version> on the host: refused unless that is where the image's own leads.
+  const hostView = await realpath(join(modulesRoot, modRel)).catch(() => undefined);
+  if (hostView !== (await realpath(modDir).catch(() => undefined))) {
+    throw new HnError('EIMAGE_PATH', `image path /${modRel} (image at ${modulesRoot}): a symlink on the way leads elsewhere on the host than in the image; depmod -b would follow it`);
+  }
   await opts.run(bootCmd.depmod(modulesRoot, version));
-  const modulesDep = await readFile(join(modDir, 'modules.dep'), 'utf8');
-  const modulesBuiltin = await readFile(join(modDir, 'modules.builtin'), 'utf8').catch(() => '');
+  const modulesDep = await modules.readText(`${modRel}/modules.dep`);
+  const modulesBuiltin = await modules.readText(`${modRel}/modules.builtin`).catch(() => '');
   const late = new Set((opts.btrfsModules ?? ['btrfs']).map(norm));
   const resolved = resolveModules(opts.modules, modulesDep, modulesBuiltin);
   const early = resolveModules(opts.modules.filter((m) => !late.has(norm(m))), modulesDep, modulesBuiltin);
@@ -202,7 +208,7 @@ export async function buildInitramfs(opts: InitramfsOptions): Promise<InitramfsR
     await chmod(s('lib/hn-shutdown'), 0o755);
     for (const f of resolved.files) {
       await mkdir(dirname(s(`lib/modules/${version}/${f}`)), { recursive: true });
-      await copyFile(join(modDir, f), s(`lib/modules/${version}/${f}`));
+      await writeFile(s(`lib/modules/${version}/${f}`), await modules.read(`${modRel}/${f}`));
     }
     await writeFile(s('etc/hn-modules'), early.files.join('\n') + '\n');
     await writeFile(s('etc/hn-modules-btrfs'), lateFiles.join('\n') + (lateFiles.length ? '\n' : ''));
@@ -210,13 +216,13 @@ export async function buildInitramfs(opts: InitramfsOptions): Promise<InitramfsR
     await opts.run({ file: 'mknod', args: ['-m', '600', s('dev/console'), 'c', '5', '1'], timeoutMs: 10_000 });
     await opts.run(bootCmd.touchTree(stage, opts.epoch ?? 0));
 
-    const out = join(opts.root, 'boot', `initramfs-${version}.img`);
+    const out = `boot/initramfs-${version}.img`;
     const cpioFile = join(opts.workDir, `initramfs-${version}.cpio`);
     await opts.run(bootCmd.cpioCreate(stage, cpioFile, await listTree(stage)));
     // Identity shared by this initramfs and the image (hn_check_identity): a
     // hash of the kernel and the archive, carried in a second, appended archive.
     const h = createHash('sha256');
-    h.update(await readFile(join(opts.root, 'boot', `vmlinuz-${version}`)));
+    h.update(await image.read(`boot/vmlinuz-${version}`));
     h.update(await readFile(cpioFile));
     const bootId = `${opts.id ?? version} ${h.digest('hex').slice(0, 24)}`;
     const idStage = await mkdtemp(join(opts.workDir, 'initramfs-id-'));
@@ -231,22 +237,21 @@ export async function buildInitramfs(opts: InitramfsOptions): Promise<InitramfsR
     }
     await opts.run(bootCmd.gzip(cpioFile));
     await opts.run(bootCmd.gzip(idCpio));
-    await mkdir(join(opts.root, 'boot'), { recursive: true });
     // The kernel unpacks concatenated archives in order.
-    await writeFile(out, Buffer.concat([await readFile(`${cpioFile}.gz`), await readFile(`${idCpio}.gz`)]));
+    const archive = Buffer.concat([await readFile(`${cpioFile}.gz`), await readFile(`${idCpio}.gz`)]);
+    const written = await image.write(out, archive);
     await rm(`${cpioFile}.gz`, { force: true });
     await rm(`${idCpio}.gz`, { force: true });
-    await writeFile(join(opts.root, 'boot/hn-boot-id'), `${bootId}\n`);
+    await image.write('boot/hn-boot-id', `${bootId}\n`);
 
     for (const [link, target] of [['boot/initramfs', `initramfs-${version}.img`], ['boot/kernel', `vmlinuz-${version}`]] as const) {
-      await rm(join(opts.root, link), { force: true });
-      await symlink(target, join(opts.root, link));
+      await image.symlink(target, link);
     }
     // The image's side of the hand-over: init moves the host partition here.
-    await mkdir(join(opts.root, 'hostpart'), { recursive: true });
-    const bytes = (await stat(out)).size;
+    await image.mkdirp('hostpart');
+    const bytes = archive.length;
     log(`initramfs-${version}.img: ${bytes} bytes, ${resolved.files.length} modules`);
-    return { kernelVersion: version, bootId, path: out, moduleFiles: resolved.files, builtin: resolved.builtin, missing: resolved.missing, bytes };
+    return { kernelVersion: version, bootId, path: written, moduleFiles: resolved.files, builtin: resolved.builtin, missing: resolved.missing, bytes };
   } finally {
     await rm(stage, { recursive: true, force: true });
   }

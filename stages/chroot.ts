@@ -2,10 +2,10 @@
 // manager needs, a resolv.conf for the build, and a policy that keeps package
 // scripts from starting services on the build host.
 
-import { mkdir, rm, writeFile, chmod, copyFile, rename, lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { need } from '../pipeline/context.ts';
 import { cmd, formatCommand } from '../pipeline/seam/command.ts';
+import { imageFs } from '../pipeline/seam/image-fs.ts';
 import type { Held } from '../pipeline/seam/resources.ts';
 import { endProcessesIn, mountOn } from '../pipeline/seam/system.ts';
 import type { StageDef } from '../pipeline/stage.ts';
@@ -17,12 +17,13 @@ declare module '../pipeline/context.ts' {
 }
 
 /** Kernel filesystems mounted into the chroot, in mount order. */
-export function chrootMounts(root: string): { source: string; target: string; opts: Parameters<typeof cmd.mount>[2] }[] {
+export function chrootMounts(root: string): { source: string; image: string; target: string; opts: Parameters<typeof cmd.mount>[2] }[] {
+  const at = (image: string) => ({ image, target: join(root, image) });
   return [
-    { source: 'proc', target: join(root, 'proc'), opts: { type: 'proc', options: ['nosuid', 'nodev', 'noexec'] } },
-    { source: 'sysfs', target: join(root, 'sys'), opts: { type: 'sysfs', options: ['ro', 'nosuid', 'nodev', 'noexec'] } },
-    { source: '/dev', target: join(root, 'dev'), opts: { bind: true } },
-    { source: 'devpts', target: join(root, 'dev/pts'), opts: { type: 'devpts', options: ['newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] } },
+    { source: 'proc', ...at('/proc'), opts: { type: 'proc', options: ['nosuid', 'nodev', 'noexec'] } },
+    { source: 'sysfs', ...at('/sys'), opts: { type: 'sysfs', options: ['ro', 'nosuid', 'nodev', 'noexec'] } },
+    { source: '/dev', ...at('/dev'), opts: { bind: true } },
+    { source: 'devpts', ...at('/dev/pts'), opts: { type: 'devpts', options: ['newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] } },
   ];
 }
 
@@ -31,10 +32,6 @@ const POLICY_RC_D = '#!/bin/sh\n# hnforge: no service may start while the image 
 
 /** Files chroot-enter places in the image for the build only; chroot-leave takes them out. */
 export const BUILD_ONLY_FILES = ['usr/sbin/policy-rc.d', 'etc/resolv.conf'];
-
-async function exists(path: string) {
-  return lstat(path).then(() => true, () => false);
-}
 
 export const chrootEnter: StageDef = {
   name: 'chroot-enter',
@@ -47,26 +44,25 @@ export const chrootEnter: StageDef = {
   plan: (ctx) => chrootMounts(join(ctx.buildDir, 'root')).map((m) => formatCommand(cmd.mount(m.source, m.target, m.opts))),
   async run(ctx, io) {
     const root = need(ctx, 'root');
+    const image = imageFs(root);
     const held: Held[] = [];
     for (const m of chrootMounts(root)) {
-      await mkdir(m.target, { recursive: true });
-      held.push(await mountOn(ctx.stack, m.source, m.target, m.opts, { signal: io.signal }));
+      // The target as the chroot sees it: an image whose /dev is a link to / must not get a mount over the host's root.
+      const target = await image.mkdirp(m.image);
+      held.push(await mountOn(ctx.stack, m.source, target, m.opts, { signal: io.signal }));
     }
     // Build-only files; an image's own resolv.conf (often a symlink) is kept aside and put back.
-    const resolv = join(root, 'etc/resolv.conf');
-    const saved = join(root, 'etc/.resolv.conf.hnforge');
-    await mkdir(join(root, 'etc'), { recursive: true });
-    if (await exists(resolv)) await rename(resolv, saved);
-    await copyFile('/etc/resolv.conf', resolv).catch(() => writeFile(resolv, ''));
-    const policy = join(root, 'usr/sbin/policy-rc.d');
-    await mkdir(join(root, 'usr/sbin'), { recursive: true });
-    await writeFile(policy, POLICY_RC_D);
-    await chmod(policy, 0o755);
+    const resolv = 'etc/resolv.conf';
+    const saved = 'etc/.resolv.conf.hnforge';
+    if (await image.exists(resolv)) await image.rename(resolv, saved);
+    await image.copyIn('/etc/resolv.conf', resolv).catch(() => image.write(resolv, ''));
+    const policy = 'usr/sbin/policy-rc.d';
+    await image.write(policy, POLICY_RC_D, { mode: 0o755 });
     held.push(
       ctx.stack.push('build-only files in the image', async () => {
-        await rm(policy, { force: true });
-        await rm(resolv, { force: true });
-        if (await exists(saved)) await rename(saved, resolv);
+        await image.remove(policy);
+        await image.remove(resolv);
+        if (await image.exists(saved)) await image.rename(saved, resolv);
       }),
     );
     // Released first: nothing may still run inside when the mounts go.

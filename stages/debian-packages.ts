@@ -2,10 +2,10 @@
 // package cache is bind-mounted over the image's, so downloads are kept on
 // the host and never land in the image.
 
-import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { need, type BuildContext } from '../pipeline/context.ts';
 import { cmd, formatCommand, type Command } from '../pipeline/seam/command.ts';
+import { imageFs } from '../pipeline/seam/image-fs.ts';
 import { mountOn } from '../pipeline/seam/system.ts';
 import type { StageDef } from '../pipeline/stage.ts';
 import { aptCacheDir } from './debian-bootstrap.ts';
@@ -50,7 +50,9 @@ export const debianPackages: StageDef = {
   ],
   async run(ctx, io) {
     const root = need(ctx, 'root');
-    const cacheMount = await mountOn(ctx.stack, aptCacheDir(ctx), join(root, 'var/cache/apt/archives'), { bind: true });
+    const image = imageFs(root);
+    // Resolved inside the image: a bind mount through an image's symlink would cover a host directory.
+    const cacheMount = await mountOn(ctx.stack, aptCacheDir(ctx), await image.mkdirp('var/cache/apt/archives'), { bind: true });
     try {
       let total = 0;
       let done = 0;
@@ -78,8 +80,8 @@ export const debianPackages: StageDef = {
     // The package lists and apt's binary caches (~100 MB together) are not needed after this
     // point (the scrub would remove them anyway); dropping them before the checkpoint keeps the
     // work image and its snapshot at the size of the final image (the disk budget is 2x that).
-    await rm(join(root, 'var/lib/apt/lists'), { recursive: true, force: true });
-    await mkdir(join(root, 'var/lib/apt/lists/partial'), { recursive: true });
-    for (const bin of ['pkgcache.bin', 'srcpkgcache.bin']) await rm(join(root, 'var/cache/apt', bin), { force: true });
+    await image.remove('var/lib/apt/lists');
+    await image.mkdirp('var/lib/apt/lists/partial');
+    for (const bin of ['pkgcache.bin', 'srcpkgcache.bin']) await image.remove(`var/cache/apt/${bin}`);
   },
 };

@@ -9,10 +9,10 @@ import { join } from 'node:path';
 import { need } from '../pipeline/context.ts';
 import { cmd, formatCommand } from '../pipeline/seam/command.ts';
 import type { Held } from '../pipeline/seam/resources.ts';
+import { imageFs } from '../pipeline/seam/image-fs.ts';
 import { mountOn } from '../pipeline/seam/system.ts';
 import type { StageDef } from '../pipeline/stage.ts';
 import { DISTDIR, OVERLAY_LOCATION, PKGDIR } from '../pipeline/gentoo/portage-config.ts';
-import { mkdirInRoot } from '../pipeline/gentoo/safe-fs.ts';
 import { gentooCachePaths } from '../pipeline/gentoo/stage3.ts';
 import { assembleOverlay, NODE_FILES } from '../pipeline/gentoo/overlay.ts';
 
@@ -46,13 +46,14 @@ export const gentooBinds: StageDef = {
     ),
   ],
   async run(ctx, io) {
-    const root = need(ctx, 'root');
+    const image = imageFs(need(ctx, 'root'));
     const held: Held[] = [];
     const overlay = await assembleOverlay(ctx.repoDir, assembledOverlayDir(ctx));
     io.log(`overlay assembled; node package files: ${overlay.included.join(', ')}${overlay.missing.length ? `; not in the repository yet: ${overlay.missing.join(', ')}` : ''}`);
     for (const b of gentooBindMounts(ctx)) {
       if (!b.readOnly) await mkdir(b.source, { recursive: true });
-      const target = await mkdirInRoot(root, b.image);
+      // Resolved inside the image: a target that is a link to / must not bind over the host's root.
+      const target = await image.mkdirp(b.image);
       held.push(await mountOn(ctx.stack, b.source, target, { bind: true, options: b.readOnly ? ['ro'] : undefined }, { signal: io.signal }));
       io.log(`bound ${b.source} at ${b.image}${b.readOnly ? ' (read-only)' : ''}`);
     }

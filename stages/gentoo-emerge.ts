@@ -1,7 +1,6 @@
 // gentoo-emerge: the profile's packages, in the chroot. Output is streamed to
 // the stage log; each ">>> Emerging (N of M)" line becomes the progress line.
 
-import { readdir } from 'node:fs/promises';
 import { readdirSync } from 'node:fs';
 import { need } from '../pipeline/context.ts';
 import { formatCommand } from '../pipeline/seam/command.ts';
@@ -12,7 +11,7 @@ import { EmergeTracker, explainEmergeFailure } from '../pipeline/gentoo/emerge.t
 import { gentooError } from '../pipeline/gentoo/errors.ts';
 import { HnError } from '../pipeline/errors.ts';
 import { emergeAtoms } from '../pipeline/gentoo/portage-config.ts';
-import { resolveInRoot } from '../pipeline/gentoo/safe-fs.ts';
+import { imageFs } from '../pipeline/seam/image-fs.ts';
 import { NODE_FILES } from '../pipeline/gentoo/overlay.ts';
 import { join } from 'node:path';
 
@@ -32,10 +31,10 @@ export function splitPackage(cpv: string): { name: string; version: string } {
 
 /** cat/pkg-version of everything installed, from /var/db/pkg. */
 export async function installedPackages(root: string): Promise<string[]> {
-  const db = await resolveInRoot(root, '/var/db/pkg');
+  const image = imageFs(root);
   const out: string[] = [];
-  for (const cat of (await readdir(db).catch(() => [] as string[])).sort()) {
-    for (const pkg of (await readdir(join(db, cat)).catch(() => [] as string[])).sort()) {
+  for (const cat of (await image.list('/var/db/pkg')).sort()) {
+    for (const pkg of (await image.list(`/var/db/pkg/${cat}`)).sort()) {
       if (!pkg.startsWith('-MERGING-')) out.push(`${cat}/${pkg}`);
     }
   }

@@ -4,7 +4,7 @@
 // plus the profile's fragment. Afterwards the saved config is checked against
 // the fragment and /boot/kernel and /boot/initramfs point at the results.
 
-import { readFile, copyFile, access, mkdir, mkdtemp, appendFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, access, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { bootCmd } from '../pipeline/seam/boot-commands.ts';
 import { join } from 'node:path';
@@ -18,7 +18,7 @@ import { gentooError } from '../pipeline/gentoo/errors.ts';
 import {
   BOOT_MODULE_PATH, GENKERNEL_BASE_CONFIGS, GENKERNEL_LINUXRC, LINUXRC_ANCHOR, SHUTDOWN_PATH, checkKernelOptions, findKernelOutputs, mergeKernelConfig, patchLinuxrc,
 } from '../pipeline/gentoo/kernel.ts';
-import { mkdirInRoot, resolveInRoot, symlinkInRoot, writeInRoot } from '../pipeline/gentoo/safe-fs.ts';
+import { imageFs } from '../pipeline/seam/image-fs.ts';
 
 export function genkernelOptions(ctx: BuildContext): GenkernelOptions {
   const makeopts = gentooOf(ctx).buildOnlyMakeConf.MAKEOPTS;
@@ -41,7 +41,7 @@ export function overlayFiles(ctx: BuildContext): Record<string, string> {
 
 async function readInRoot(root: string, rel: string, what: string): Promise<string> {
   try {
-    return await readFile(await resolveInRoot(root, rel), 'utf8');
+    return await imageFs(root).readText(rel);
   } catch {
     throw gentooError('EGENTOO_KERNEL_OUTPUT', `${rel} is missing from the image (${what}); add sys-kernel/genkernel to gentoo.packages`);
   }
@@ -54,11 +54,12 @@ async function readInRoot(root: string, rel: string, what: string): Promise<stri
  * concatenated archives in order) and written to the image's /boot/hn-boot-id.
  */
 async function stampIdentity(ctx: BuildContext, root: string, out: { kernel: string; initramfs: string; version: string }, io: StageIO): Promise<string> {
-  const kernel = await resolveInRoot(root, `/boot/${out.kernel}`);
-  const initramfs = await resolveInRoot(root, `/boot/${out.initramfs}`);
+  const image = imageFs(root);
+  const initramfs = `/boot/${out.initramfs}`;
+  const genkernelArchive = await image.read(initramfs);
   const h = createHash('sha256');
-  h.update(await readFile(kernel));
-  h.update(await readFile(initramfs));
+  h.update(await image.read(`/boot/${out.kernel}`));
+  h.update(genkernelArchive);
   const id = `${out.version} ${h.digest('hex').slice(0, 24)}`;
   await mkdir(gentooTmp(ctx), { recursive: true });
   const work = await mkdtemp(join(gentooTmp(ctx), 'initramfs-id-'));
@@ -70,17 +71,18 @@ async function stampIdentity(ctx: BuildContext, root: string, out: { kernel: str
     const cpio = join(work, 'id.cpio');
     await io.run(bootCmd.cpioCreate(stage, cpio, ['etc/hn-initramfs-id']));
     await io.run(bootCmd.gzip(cpio));
-    await appendFile(initramfs, await readFile(`${cpio}.gz`));
+    await image.write(initramfs, Buffer.concat([genkernelArchive, await readFile(`${cpio}.gz`)]));
   } finally {
     await rm(work, { recursive: true, force: true });
   }
-  await writeInRoot(root, '/boot/hn-boot-id', `${id}\n`);
+  await image.write('/boot/hn-boot-id', `${id}\n`, { mode: 0o644 });
   return id;
 }
 
 async function prepare(ctx: BuildContext, root: string, io: StageIO) {
+  const image = imageFs(root);
   const linuxrc = patchLinuxrc(await readInRoot(root, GENKERNEL_LINUXRC, "genkernel's linuxrc"), { source: GENKERNEL_LINUXRC });
-  await writeInRoot(root, `${IMAGE_WORK_DIR}/linuxrc`, linuxrc, 0o755);
+  await image.write(`${IMAGE_WORK_DIR}/linuxrc`, linuxrc, { mode: 0o755 });
   io.log(`patched ${GENKERNEL_LINUXRC} at '${LINUXRC_ANCHOR}' -> ${IMAGE_WORK_DIR}/linuxrc`);
 
   const overlay = `${IMAGE_WORK_DIR}/initramfs-overlay`;
@@ -90,9 +92,7 @@ async function prepare(ctx: BuildContext, root: string, io: StageIO) {
       io.log(`skipped ${from} (not in this repository)`);
       continue;
     }
-    const dir = await mkdirInRoot(root, join(overlay, to, '..'));
-    const dest = join(dir, to.split('/').pop()!);
-    await copyFile(from, dest);
+    await image.copyIn(from, join(overlay, to));
     io.log(`initramfs overlay: ${to}`);
   }
 
@@ -101,7 +101,7 @@ async function prepare(ctx: BuildContext, root: string, io: StageIO) {
   });
   let base: string | undefined;
   for (const candidate of GENKERNEL_BASE_CONFIGS) {
-    base = await readFile(await resolveInRoot(root, candidate), 'utf8').catch(() => undefined);
+    base = await image.readText(candidate).catch(() => undefined);
     if (base !== undefined) {
       io.log(`kernel config: ${candidate} + ${kernelFragmentFile(ctx)}`);
       break;
@@ -110,7 +110,7 @@ async function prepare(ctx: BuildContext, root: string, io: StageIO) {
   if (base === undefined) {
     throw gentooError('EGENTOO_KERNEL_OUTPUT', `none of ${GENKERNEL_BASE_CONFIGS.join(', ')} is in the image; add sys-kernel/genkernel to gentoo.packages`);
   }
-  await writeInRoot(root, `${IMAGE_WORK_DIR}/kernel.config`, mergeKernelConfig(base, fragment));
+  await image.write(`${IMAGE_WORK_DIR}/kernel.config`, mergeKernelConfig(base, fragment), { mode: 0o644 });
   return fragment;
 }
 
@@ -159,8 +159,8 @@ export const gentooKernel: StageDef = {
     }
     const id = await stampIdentity(ctx, root, out, io);
     io.log(`boot identity ${id}: appended to ${out.initramfs}, written to /boot/hn-boot-id`);
-    await symlinkInRoot(root, '/boot/kernel', out.kernel);
-    await symlinkInRoot(root, '/boot/initramfs', out.initramfs);
+    await imageFs(root).symlink(out.kernel, '/boot/kernel');
+    await imageFs(root).symlink(out.initramfs, '/boot/initramfs');
     io.log(`/boot/kernel -> ${out.kernel}; /boot/initramfs -> ${out.initramfs}`);
     return { gentooKernel: out };
   },

@@ -1,8 +1,7 @@
 // gentoo-portage: the pinned Gentoo repository and the portage configuration
-// generated from the profile. Files are written through safe-fs (never
-// following a symlink out of the image).
+// generated from the profile. Files are written through seam/image-fs.ts
+// (never following a symlink out of the image).
 
-import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { need } from '../pipeline/context.ts';
 import { formatCommand } from '../pipeline/seam/command.ts';
@@ -13,7 +12,7 @@ import { gentooError } from '../pipeline/gentoo/errors.ts';
 import { snapshotUrls } from '../pipeline/gentoo/index.ts';
 import { portageConfig, REPO_LOCATION } from '../pipeline/gentoo/portage-config.ts';
 import { fetchVerifiedSnapshot, installGitCommit, installSnapshot } from '../pipeline/gentoo/repository.ts';
-import { removeInRoot, resolveInRoot, symlinkInRoot, writeInRoot } from '../pipeline/gentoo/safe-fs.ts';
+import { imageFs } from '../pipeline/seam/image-fs.ts';
 
 /** Where a pinned git commit is fetched from. */
 export const GENTOO_GIT_URL = 'https://github.com/gentoo-mirror/gentoo.git';
@@ -72,20 +71,20 @@ export const gentooPortage: StageDef = {
     }
 
     io.progress('writing portage configuration');
+    const image = imageFs(root);
     for (const [path, content] of Object.entries(config.files)) {
-      await writeInRoot(root, path, content);
+      await image.write(path, content, { mode: 0o644 });
       io.log(`wrote ${path}`);
     }
     for (const path of config.remove) {
-      await removeInRoot(root, path);
+      await image.remove(path);
       io.log(`removed ${path}`);
     }
     for (const [path, target] of Object.entries(config.symlinks)) {
-      await symlinkInRoot(root, path, target);
+      await image.symlink(target, path);
       io.log(`${path} -> ${target}`);
     }
-    const profileDir = await resolveInRoot(root, join(REPO_LOCATION, 'profiles', g.portageProfile));
-    if (!(await access(profileDir).then(() => true, () => false))) {
+    if (!(await image.stat(join(REPO_LOCATION, 'profiles', g.portageProfile)))?.isDirectory()) {
       throw gentooError('EGENTOO_PROFILE', `the pinned repository has no profile ${g.portageProfile}; fix gentoo.portageProfile (e.g. default/linux/amd64/23.0/systemd)`);
     }
   },

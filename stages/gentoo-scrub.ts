@@ -2,12 +2,11 @@
 // build-only portage files and make.conf's build-only block, and the
 // pipeline's work directory. Runs after gentoo-unbind, before scrub.
 
-import { readFile } from 'node:fs/promises';
 import { need } from '../pipeline/context.ts';
 import type { StageDef } from '../pipeline/stage.ts';
 import { IMAGE_WORK_DIR } from '../pipeline/gentoo/commands.ts';
 import { BUILD_ONLY, MAKE_CONF, stripBuildOnlyBlock } from '../pipeline/gentoo/portage-config.ts';
-import { removeInRoot, resolveInRoot, writeInRoot } from '../pipeline/gentoo/safe-fs.ts';
+import { imageFs } from '../pipeline/seam/image-fs.ts';
 
 export const GENTOO_SCRUB = [...BUILD_ONLY.files, IMAGE_WORK_DIR];
 
@@ -21,14 +20,14 @@ export const gentooScrub: StageDef = {
   inputs: () => ({ remove: GENTOO_SCRUB }),
   plan: () => [...GENTOO_SCRUB.map((p) => `rm -r ${p}`), `strip the build-only block from ${MAKE_CONF}`],
   async run(ctx, io) {
-    const root = need(ctx, 'root');
+    const image = imageFs(need(ctx, 'root'));
     for (const p of GENTOO_SCRUB) {
-      await removeInRoot(root, p);
+      await image.remove(p);
       io.log(`removed ${p}`);
     }
-    const makeConf = await readFile(await resolveInRoot(root, MAKE_CONF), 'utf8').catch(() => undefined);
+    const makeConf = (await image.exists(MAKE_CONF)) ? await image.readText(MAKE_CONF) : undefined;
     if (makeConf !== undefined) {
-      await writeInRoot(root, MAKE_CONF, stripBuildOnlyBlock(makeConf));
+      await image.write(MAKE_CONF, stripBuildOnlyBlock(makeConf));
       io.log(`stripped the build-only block from ${MAKE_CONF}`);
     }
   },

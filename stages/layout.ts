@@ -2,10 +2,9 @@
 // fstab as the seed gives it, /data0, the mount points, a network set-up that
 // never makes boot wait for a network, and the /boot/kernel symlink.
 
-import { mkdir, readdir, rm, symlink, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { need } from '../pipeline/context.ts';
 import { HnError } from '../pipeline/errors.ts';
+import { imageFs, type ImageFs } from '../pipeline/seam/image-fs.ts';
 import type { StageDef } from '../pipeline/stage.ts';
 
 /**
@@ -44,14 +43,9 @@ const SSH_KEYGEN_UNIT = [
   '',
 ].join('\n');
 
-async function replaceSymlink(target: string, path: string) {
-  await rm(path, { force: true });
-  await symlink(target, path);
-}
-
 /** Newest file in /boot matching `prefix`-<version> (by version order). */
-export async function newestBootFile(root: string, prefix: string): Promise<string | undefined> {
-  const files = (await readdir(join(root, 'boot')).catch(() => [] as string[])).filter((f) => f.startsWith(prefix));
+export async function newestBootFile(image: ImageFs, prefix: string): Promise<string | undefined> {
+  const files = (await image.list('boot')).filter((f) => f.startsWith(prefix));
   return files.sort((a, b) => a.localeCompare(b, undefined, { numeric: true })).at(-1);
 }
 
@@ -65,26 +59,24 @@ export const layout: StageDef = {
   inputs: (ctx) => ({ layout: ctx.profile.layout, fstab: fstab(ctx.profile.image), network: NETWORK, unit: SSH_KEYGEN_UNIT }),
   plan: () => ['write /etc/fstab, /etc/hostname, /etc/systemd/network/50-wired.network', 'ln -s /hostpart/data /data0', 'ln -s vmlinuz-<version> /boot/kernel'],
   async run(ctx, io) {
-    const root = need(ctx, 'root');
-    const at = (p: string) => join(root, p);
-    for (const dir of ctx.profile.layout.directories) await mkdir(at(dir), { recursive: true });
-    await writeFile(at('etc/fstab'), fstab(ctx.profile.image));
-    await writeFile(at('etc/hostname'), `${ctx.profile.layout.hostname}\n`);
-    await replaceSymlink('/hostpart/data', at('data0'));
+    // Every path resolved inside the image: its own symlinks never lead the host's writes out of it.
+    const image = imageFs(need(ctx, 'root'));
+    for (const dir of ctx.profile.layout.directories) await image.mkdirp(dir);
+    await image.write('etc/fstab', fstab(ctx.profile.image));
+    await image.write('etc/hostname', `${ctx.profile.layout.hostname}\n`);
+    await image.symlink('/hostpart/data', 'data0');
 
-    const systemdDir = at('etc/systemd/system');
-    await mkdir(at('etc/systemd/network'), { recursive: true });
-    await writeFile(at('etc/systemd/network/50-wired.network'), NETWORK);
-    await mkdir(join(systemdDir, 'multi-user.target.wants'), { recursive: true });
-    await replaceSymlink('/lib/systemd/system/systemd-networkd.service', join(systemdDir, 'multi-user.target.wants/systemd-networkd.service'));
+    const systemdDir = 'etc/systemd/system';
+    await image.write('etc/systemd/network/50-wired.network', NETWORK);
+    await image.symlink('/lib/systemd/system/systemd-networkd.service', `${systemdDir}/multi-user.target.wants/systemd-networkd.service`);
     // Nothing on a node may wait for "network online": measured 147 s instead of 38 s to boot when it did.
-    await replaceSymlink('/dev/null', join(systemdDir, 'systemd-networkd-wait-online.service'));
-    await writeFile(join(systemdDir, 'hn-ssh-keygen.service'), SSH_KEYGEN_UNIT);
-    await replaceSymlink('/etc/systemd/system/hn-ssh-keygen.service', join(systemdDir, 'multi-user.target.wants/hn-ssh-keygen.service'));
+    await image.symlink('/dev/null', `${systemdDir}/systemd-networkd-wait-online.service`);
+    await image.write(`${systemdDir}/hn-ssh-keygen.service`, SSH_KEYGEN_UNIT);
+    await image.symlink('/etc/systemd/system/hn-ssh-keygen.service', `${systemdDir}/multi-user.target.wants/hn-ssh-keygen.service`);
 
-    const kernel = (await newestBootFile(root, 'vmlinuz-')) ?? (await newestBootFile(root, 'kernel-'));
+    const kernel = (await newestBootFile(image, 'vmlinuz-')) ?? (await newestBootFile(image, 'kernel-'));
     if (!kernel) throw new HnError('ENOKERNEL', 'no kernel in the image\'s /boot; add a kernel package (linux-image-amd64) to the profile');
-    await replaceSymlink(kernel, at('boot/kernel'));
+    await image.symlink(kernel, 'boot/kernel');
     io.log(`/boot/kernel -> ${kernel}`);
   },
 };

@@ -2,9 +2,8 @@
 // same (ARCHITECTURE.md section 6). Rules are data: paths relative to the
 // image root, where the last component may hold a '*' wildcard.
 
-import { readdir, rm, writeFile, lstat, truncate } from 'node:fs/promises';
-import { join, dirname, basename } from 'node:path';
 import { need } from '../pipeline/context.ts';
+import { imageFs } from '../pipeline/seam/image-fs.ts';
 import type { StageDef } from '../pipeline/stage.ts';
 
 /** Deleted (files or whole trees). */
@@ -48,32 +47,27 @@ export const SCRUB_REMOVE = [
 /** Emptied but kept (their presence matters). */
 export const SCRUB_TRUNCATE = ['var/log/*.log', 'var/log/lastlog', 'var/log/wtmp', 'var/log/btmp', 'var/run/utmp'];
 
-async function expand(root: string, pattern: string): Promise<string[]> {
-  const dir = join(root, dirname(pattern));
-  const base = basename(pattern);
-  if (!base.includes('*')) return (await lstat(join(root, pattern)).then(() => true, () => false)) ? [join(root, pattern)] : [];
-  const re = new RegExp('^' + base.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*') + '$');
-  return (await readdir(dir).catch(() => [] as string[])).filter((f) => re.test(f)).map((f) => join(dir, f));
-}
-
 export async function scrubTree(root: string, log: (line: string) => void): Promise<number> {
+  // Resolved inside the image: Debian's /var/run -> /run must lead to the image's /run, not the host's.
+  const image = imageFs(root);
   let n = 0;
   for (const pattern of SCRUB_REMOVE) {
-    for (const path of await expand(root, pattern)) {
-      await rm(path, { recursive: true, force: true });
-      log(`removed /${path.slice(root.length + 1)}`);
+    for (const path of await image.glob(pattern)) {
+      await image.remove(path);
+      log(`removed ${path}`);
       n++;
     }
   }
   for (const pattern of SCRUB_TRUNCATE) {
-    for (const path of await expand(root, pattern)) {
-      if ((await lstat(path)).isFile()) await truncate(path, 0);
+    for (const path of await image.glob(pattern)) {
+      // Only a regular file in its own right: a log name that is a symlink is left alone.
+      if ((await image.lstat(path))?.isFile()) await image.truncate(path);
       n++;
     }
   }
   // Empty, not missing: systemd makes a fresh id on each node's first boot without treating
   // it as a factory reset (a missing file or 'uninitialized' would re-apply presets).
-  await writeFile(join(root, 'etc/machine-id'), '');
+  await image.write('etc/machine-id', '');
   return n;
 }
 
@@ -83,7 +77,7 @@ export const scrub: StageDef = {
   kind: 'mutate',
   bases: ['debian', 'gentoo'],
   needsRoot: true,
-  version: 1,
+  version: 2,
   inputs: () => ({ remove: SCRUB_REMOVE, truncate: SCRUB_TRUNCATE }),
   plan: () => [`remove ${SCRUB_REMOVE.length} path patterns, empty ${SCRUB_TRUNCATE.length} logs, empty /etc/machine-id`],
   async run(ctx, io) {

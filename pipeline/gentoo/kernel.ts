@@ -2,8 +2,7 @@
 // config plus the profile's fragment, the check that the fragment survived
 // `make olddefconfig`, and the /boot/kernel and /boot/initramfs symlinks.
 
-import { readdir, lstat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { imageFs } from '../seam/image-fs.ts';
 import { gentooError } from './errors.ts';
 
 /** Where genkernel 4 keeps its default linuxrc inside the image. */
@@ -147,14 +146,14 @@ export interface KernelOutputs {
  * newest kernel by modification time and the initramfs of the same version.
  */
 export async function findKernelOutputs(root: string): Promise<KernelOutputs> {
-  const boot = join(root, 'boot');
-  const names = await readdir(boot).catch(() => [] as string[]);
+  const image = imageFs(root);
+  const names = await image.list('/boot');
   const kernels: { name: string; version: string; mtime: number }[] = [];
   for (const name of names) {
     const m = /^(?:vmlinuz-|kernel-genkernel-x86_64-)(.+)$/.exec(name);
     if (!m) continue;
-    const st = await lstat(join(boot, name));
-    if (st.isFile()) kernels.push({ name, version: m[1]!, mtime: st.mtimeMs });
+    const st = await image.lstat(`/boot/${name}`);
+    if (st?.isFile()) kernels.push({ name, version: m[1]!, mtime: st.mtimeMs });
   }
   kernels.sort((a, b) => b.mtime - a.mtime || (a.version < b.version ? 1 : -1));
   const k = kernels[0];

@@ -13,7 +13,7 @@ import { snapshotUrls } from './index.ts';
 import { makeKeyring, verifyDetached, type Runner, seamRunner } from './openpgp.ts';
 import { gentooCachePaths } from './stage3.ts';
 import { scanTar } from './tarscan.ts';
-import { mkdirInRoot, removeInRoot } from './safe-fs.ts';
+import { imageFs } from '../seam/image-fs.ts';
 import { REPO_LOCATION } from './portage-config.ts';
 
 export interface SnapshotRequest {
@@ -80,8 +80,8 @@ export async function installSnapshot(root: string, snapshot: string, tmpDir: st
   try {
     await runner(gentooCmd.xzDecompress(snapshot, tar));
     await scanTar(tar, { stripComponents: 1, what: 'the Gentoo repository snapshot' });
-    await removeInRoot(root, REPO_LOCATION);
-    const dest = await mkdirInRoot(root, REPO_LOCATION);
+    await imageFs(root).remove(REPO_LOCATION);
+    const dest = await imageFs(root).mkdirp(REPO_LOCATION);
     await runner(gentooCmd.tarExtract(tar, dest, { stripComponents: 1 }));
   } finally {
     await rm(tar, { force: true });
@@ -117,8 +117,9 @@ export async function installGitCommit(opts: {
   } finally {
     await rm(home, { recursive: true, force: true });
   }
-  await removeInRoot(opts.root, REPO_LOCATION);
-  const dest = await mkdirInRoot(opts.root, REPO_LOCATION);
+  const image = imageFs(opts.root);
+  await image.remove(REPO_LOCATION);
+  const dest = await image.mkdirp(REPO_LOCATION);
   await runner(gentooCmd.copyTree(dir, dest));
-  await rm(join(dest, '.git'), { recursive: true, force: true });
+  await image.remove(`${REPO_LOCATION}/.git`);
 }

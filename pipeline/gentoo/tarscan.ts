@@ -4,7 +4,7 @@
 // symlinks that climb above the root, and members stored below a symlink the
 // same archive created. Absolute symlink targets are allowed: they resolve
 // inside the image once it runs (a stage3 has many, e.g. into /usr/share);
-// host-side code that writes into the image goes through safe-fs.ts instead.
+// host-side code that writes into the image goes through seam/image-fs.ts instead.
 
 import { createReadStream } from 'node:fs';
 import { posix } from 'node:path';

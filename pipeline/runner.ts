@@ -8,6 +8,7 @@ import { StageCache } from './cache.ts';
 import { need, type BuildContext } from './context.ts';
 import { HnError, InterruptedError, EXIT } from './errors.ts';
 import { hashFile, hashValue } from './hash.ts';
+import { portablePath } from './portable-paths.ts';
 import { resolveProfile } from './profiles.ts';
 import { runSteps, type ProgressMode, type Step } from './progress.ts';
 import { cmd } from './seam/command.ts';
@@ -61,7 +62,10 @@ export interface BuildResult {
 
 const CHAIN_ROOT = 'hnforge-stage-chain-v1';
 
-/** One key per non-compute stage, each chaining the one before, so a change re-runs that stage and all after it. */
+/**
+ * One key per non-compute stage, each chaining the one before, so a change re-runs that stage and all after it.
+ * No absolute host path may reach a key (pipeline/portable-paths.ts): stage inputs name host paths by portablePath().
+ */
 export async function stageKeys(stages: StageDef[], ctx: BuildContext): Promise<Map<string, string>> {
   const keys = new Map<string, string>();
   let previous = CHAIN_ROOT;
@@ -69,7 +73,8 @@ export async function stageKeys(stages: StageDef[], ctx: BuildContext): Promise<
     if (stage.kind === 'compute') continue;
     const files = stage.files?.(ctx) ?? [];
     const fileHashes: Record<string, string> = {};
-    for (const f of files) fileHashes[f] = await hashFile(f).catch(() => 'missing');
+    // Named relative to their home: where the clone or the cache is does not change a key.
+    for (const f of files) fileHashes[portablePath(ctx, f)] = await hashFile(f).catch(() => 'missing');
     previous = await hashValue({ previous, name: stage.name, version: stage.version, inputs: stage.inputs?.(ctx) ?? null, files: fileHashes });
     keys.set(stage.name, previous);
   }

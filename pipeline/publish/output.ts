@@ -48,24 +48,29 @@ export async function publishImage(req: PublishRequest): Promise<Published> {
   const files = { image: final, sidecar: `${final}.sha256`, json: `${reportBase}.json`, text: `${reportBase}.txt` };
   const temporaries = [...Object.values(files).map((f) => f + PARTIAL), `${req.source}.sha256${PARTIAL}`];
   try {
-    await mkdir(req.dir, { recursive: true });
-    await removeAll(temporaries); // left by a publish that was killed
+    // Computed (once) beside the source: a failure here is the cache's, not the output's.
     const sidecar = req.sidecar ? await sidecarOf(req.source, req.version) : undefined;
-    await run(cmd.copySparse(req.source, files.image + PARTIAL));
-    // The sidecar goes first: an image under its final name always has its checksum beside it.
-    if (sidecar) await writeAtomically(files.sidecar, sidecar.text);
-    else await rm(files.sidecar, { force: true }); // never leave an older image's checksum beside this one
-    await rename(files.image + PARTIAL, files.image);
-    const info = await stat(files.image);
-    const report: BuildReport = {
-      ...req.report, image: files.image, sha256: sidecar?.sha256, wallSeconds: (Date.now() - req.startedAt) / 1000, apparentBytes: info.size, usedBytes: info.blocks * 512,
-    };
-    await writeAtomically(files.json, JSON.stringify(report, null, 2) + '\n');
-    await writeAtomically(files.text, summarise(report));
-    return { image: files.image, report: files.json, sha256: sidecar?.sha256 };
+    try {
+      await mkdir(req.dir, { recursive: true });
+      await removeAll(temporaries); // left by a publish that was killed
+      await run(cmd.copySparse(req.source, files.image + PARTIAL));
+      // The sidecar goes first: an image under its final name always has its checksum beside it.
+      if (sidecar) await writeAtomically(files.sidecar, sidecar.text);
+      else await rm(files.sidecar, { force: true }); // never leave an older image's checksum beside this one
+      await rename(files.image + PARTIAL, files.image);
+      const info = await stat(files.image);
+      const report: BuildReport = {
+        ...req.report, image: files.image, sha256: sidecar?.sha256, wallSeconds: (Date.now() - req.startedAt) / 1000, apparentBytes: info.size, usedBytes: info.blocks * 512,
+      };
+      await writeAtomically(files.json, JSON.stringify(report, null, 2) + '\n');
+      await writeAtomically(files.text, summarise(report));
+      return { image: files.image, report: files.json, sha256: sidecar?.sha256 };
+    } catch (e) {
+      throw await explain(e, req);
+    }
   } catch (e) {
     await removeAll(temporaries);
-    throw await explain(e, req);
+    throw e;
   }
 }
 

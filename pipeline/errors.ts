@@ -47,6 +47,7 @@ export const ERRORS = {
   EKMOD: build('the kernel lacks a module the boot chain needs'),
   ESIDECAR: build('a checksum sidecar is malformed'),
   ENOSPACE: build('no space left for the output'),
+  EOUTPUT: build('the output directory cannot be written'),
   EIMAGE_PATH: build('a path inside the image cannot be resolved inside it (link loop, not a directory, unsafe target)'),
   EKEPTGOING: build('--keep-going finished with failed optional stages'),
   // Provisioning a disk.

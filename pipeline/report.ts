@@ -1,8 +1,5 @@
 // The build report: JSON for machines, a short text for people, both beside the image.
 
-import { rename, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-
 export interface BuildReport {
   profile: string;
   base: string;
@@ -41,13 +38,4 @@ export function summarise(r: BuildReport): string {
     ...r.stages.map((s) => `  ${s.name.padEnd(20)} ${s.status.padEnd(10)} ${s.seconds.toFixed(1).padStart(7)} s`),
   ];
   return lines.join('\n') + '\n';
-}
-
-export async function writeReport(dir: string, report: BuildReport): Promise<string> {
-  const base = join(dir, `${report.image.split('/').pop()!.replace(/\.img$/, '')}.report`);
-  await writeFile(`${base}.json.partial`, JSON.stringify(report, null, 2) + '\n');
-  await rename(`${base}.json.partial`, `${base}.json`);
-  await writeFile(`${base}.txt.partial`, summarise(report));
-  await rename(`${base}.txt.partial`, `${base}.txt`);
-  return `${base}.json`;
 }

@@ -2,13 +2,13 @@
 // stages, key every stage, decide where to resume, run what is left, publish,
 // and always unwind what was acquired.
 
-import { mkdir, rm, rename, link, stat, statfs, readFile, writeFile } from 'node:fs/promises';
-import { computeSidecar, formatSidecar, parseSidecar } from './boot/sidecar.ts';
+import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StageCache } from './cache.ts';
 import { need, type BuildContext } from './context.ts';
 import { HnError, InterruptedError } from './errors.ts';
 import { hashFile, hashValue } from './hash.ts';
+import { portablePath } from './portable-paths.ts';
 import { resolveProfile } from './profiles.ts';
 import { runSteps, type ProgressMode, type Step } from './progress.ts';
 import { cmd } from './seam/command.ts';
@@ -17,7 +17,7 @@ import { killRunningCommands, run } from './seam/run.ts';
 import type { StageDef } from './stage.ts';
 import { openStageIO } from './stage-io.ts';
 import { stagesFor } from './stages-table.ts';
-import { writeReport, type BuildReport } from './report.ts';
+import { publishImage } from './publish/output.ts';
 import { acquireBuildLock } from './lock.ts';
 
 export interface BuildOptions {
@@ -62,7 +62,10 @@ export interface BuildResult {
 
 const CHAIN_ROOT = 'hnforge-stage-chain-v1';
 
-/** One key per non-compute stage, each chaining the one before, so a change re-runs that stage and all after it. */
+/**
+ * One key per non-compute stage, each chaining the one before, so a change re-runs that stage and all after it.
+ * No absolute host path may reach a key (pipeline/portable-paths.ts): stage inputs name host paths by portablePath().
+ */
 export async function stageKeys(stages: StageDef[], ctx: BuildContext): Promise<Map<string, string>> {
   const keys = new Map<string, string>();
   let previous = CHAIN_ROOT;
@@ -70,7 +73,8 @@ export async function stageKeys(stages: StageDef[], ctx: BuildContext): Promise<
     if (stage.kind === 'compute') continue;
     const files = stage.files?.(ctx) ?? [];
     const fileHashes: Record<string, string> = {};
-    for (const f of files) fileHashes[f] = await hashFile(f).catch(() => 'missing');
+    // Named relative to their home: where the clone or the cache is does not change a key.
+    for (const f of files) fileHashes[portablePath(ctx, f)] = await hashFile(f).catch(() => 'missing');
     previous = await hashValue({ previous, name: stage.name, version: stage.version, inputs: stage.inputs?.(ctx) ?? null, files: fileHashes });
     keys.set(stage.name, previous);
   }
@@ -264,6 +268,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     await rm(`${workImage}.sha256`, { force: true });
     return result;
   } catch (e) {
+    result.ok = false; // a failed publish too: the work image goes
     const err = abort.signal.aborted ? (abort.signal.reason as Error) : e;
     result.error = err instanceof HnError ? { code: err.code, message: err.message, details: err.details } : undefined;
     failure = err;
@@ -308,64 +313,25 @@ async function saveCheckpoint(ctx: BuildContext, cache: StageCache, stage: strin
   }
 }
 
-/** Puts the finished image under its final name in one rename, with its report beside it. */
-/**
- * The checksum sidecar of an image (format: pipeline/boot/sidecar.ts), computed once and kept
- * beside it, so republishing a cached image costs no second pass over 15 GiB.
- */
-async function sidecarFor(image: string, version: string): Promise<{ text: string; sha256: string }> {
-  const path = `${image}.sha256`;
-  let text = await readFile(path, 'utf8').catch(() => undefined);
-  if (!text) {
-    text = formatSidecar(await computeSidecar(image, version));
-    await writeFile(`${path}.partial`, text);
-    await rename(`${path}.partial`, path);
-  }
-  return { text, sha256: parseSidecar(text).sha256 };
-}
-
-/** Writes `text` to `path` through a temporary name, so `path` is never half-written. */
-async function writeAtomically(path: string, text: string) {
-  await writeFile(`${path}.partial`, text);
-  await rename(`${path}.partial`, path);
-}
-
+/** Hands the finished image to the publish part (pipeline/publish/) with its report. */
 async function publish(ctx: BuildContext, image: string, result: BuildResult, started: number, withSidecar: boolean) {
-  await mkdir(ctx.outputDir, { recursive: true });
-  const final = join(ctx.outputDir, ctx.profile.image.fileName);
-  const partial = `${final}.partial`;
   const inputsDigest = result.stages.at(-1)?.key ?? '';
-  const sidecar = withSidecar ? await sidecarFor(image, `${ctx.profile.name}-${inputsDigest}`) : undefined;
-  await rm(partial, { force: true });
-  try {
-    await link(image, partial).catch(() => run(cmd.copySparse(image, partial)));
-  } catch (e) {
-    await rm(partial, { force: true });
-    const fs = await statfs(ctx.outputDir).catch(() => undefined);
-    const full = fs !== undefined && fs.bavail * fs.bsize < (await stat(image)).blocks * 512;
-    if (full || /No space left/.test(String((e as HnError).details ?? ''))) {
-      throw new HnError('ENOSPACE', `no space left in ${ctx.outputDir} for the image (${((await stat(image)).blocks / 2048).toFixed(0)} MiB); free space or choose another --output`);
-    }
-    throw e;
-  }
-  // The sidecar goes first: an image under its final name always has its checksum beside it.
-  if (sidecar) await writeAtomically(`${final}.sha256`, sidecar.text);
-  else await rm(`${final}.sha256`, { force: true }); // never leave an older image's checksum beside this one
-  await rename(partial, final);
-  result.image = final;
-  const info = await stat(final);
-  const report: BuildReport = {
-    profile: ctx.profile.name,
-    base: ctx.profile.base,
-    image: final,
-    inputsDigest,
-    sha256: sidecar?.sha256,
-    builtAt: new Date().toISOString(),
-    wallSeconds: (Date.now() - started) / 1000,
-    apparentBytes: info.size,
-    usedBytes: info.blocks * 512,
-    packages: ctx.installedPackages ?? [],
-    stages: result.stages.map(({ name, status, seconds }) => ({ name, status, seconds })),
-  };
-  result.report = await writeReport(ctx.outputDir, report);
+  const published = await publishImage({
+    source: image,
+    dir: ctx.outputDir,
+    fileName: ctx.profile.image.fileName,
+    version: `${ctx.profile.name}-${inputsDigest}`,
+    sidecar: withSidecar,
+    startedAt: started,
+    report: {
+      profile: ctx.profile.name,
+      base: ctx.profile.base,
+      inputsDigest,
+      builtAt: new Date().toISOString(),
+      packages: ctx.installedPackages ?? [],
+      stages: result.stages.map(({ name, status, seconds }) => ({ name, status, seconds })),
+    },
+  });
+  result.image = published.image;
+  result.report = published.report;
 }

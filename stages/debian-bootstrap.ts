@@ -9,6 +9,7 @@ import { formatCommand, type Command } from '../pipeline/seam/command.ts';
 import type { StageDef } from '../pipeline/stage.ts';
 import { mountsBelow, umountPatiently } from '../pipeline/seam/system.ts';
 import type { BuildContext } from '../pipeline/context.ts';
+import { portablePath } from '../pipeline/portable-paths.ts';
 
 export const aptCacheDir = (ctx: BuildContext) => join(ctx.cacheDir, 'apt', 'archives');
 
@@ -37,9 +38,9 @@ export function mmdebstrapCommand(opts: { suite: string; mirror: string; root: s
   };
 }
 
-const commandFor = (ctx: BuildContext, root: string) => {
+const commandFor = (ctx: BuildContext, root: string, aptCache = aptCacheDir(ctx)) => {
   const deb = ctx.profile.debian!;
-  return mmdebstrapCommand({ suite: deb.suite, mirror: ctx.mirror ?? '$MIRROR', root, variant: deb.variant, components: deb.components, aptCache: aptCacheDir(ctx) });
+  return mmdebstrapCommand({ suite: deb.suite, mirror: ctx.mirror ?? '$MIRROR', root, variant: deb.variant, components: deb.components, aptCache });
 };
 
 export const debianBootstrap: StageDef = {
@@ -52,7 +53,8 @@ export const debianBootstrap: StageDef = {
   bases: ['debian'],
   needsRoot: true,
   version: 1,
-  inputs: (ctx) => ({ command: commandFor(ctx, '/ROOT'), mirrorDate: ctx.mirrorDate }),
+  // The cache as <cache>: moving it must not change the key (pipeline/portable-paths.ts).
+  inputs: (ctx) => ({ command: commandFor(ctx, '/ROOT', portablePath(ctx, aptCacheDir(ctx))), mirrorDate: ctx.mirrorDate }),
   plan: (ctx) => [formatCommand(commandFor(ctx, join(ctx.buildDir, 'root')))],
   async run(ctx, io) {
     const root = need(ctx, 'root');

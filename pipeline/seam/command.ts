@@ -44,6 +44,10 @@ export const HOST_TOOL_PACKAGES: Record<string, string> = {
   depmod: 'kmod',
   tar: 'tar',
   xz: 'xz-utils',
+  // The benchmark's peer (bench/debian.ts).
+  mkosi: 'mkosi',
+  debootstrap: 'debootstrap',
+  'systemd-nspawn': 'systemd-container',
 };
 
 const MINUTE = 60_000;

@@ -10,7 +10,7 @@ import type { StageDef } from '../../pipeline/stage.ts';
 const stage = (name: string, inputs: unknown, extra: Partial<StageDef> = {}): StageDef => ({
   name, title: name, kind: 'mutate', bases: ['debian'], needsRoot: false, version: 1, inputs: () => inputs, run: async () => {}, ...extra,
 });
-const ctx = {} as BuildContext;
+const ctx = { repoDir: '/src/hnforge', cacheDir: '/var/cache/hnforge', buildDir: '/var/cache/hnforge/build/p', outputDir: '/out/p' } as BuildContext;
 
 describe('cache keys', () => {
   it('same input, same key; key order in objects does not matter', async () => {

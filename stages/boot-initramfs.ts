@@ -11,6 +11,7 @@ import { need } from '../pipeline/context.ts';
 import { HnError } from '../pipeline/errors.ts';
 import type { Command } from '../pipeline/seam/command.ts';
 import { bootCmd } from '../pipeline/seam/boot-commands.ts';
+import { findImageKernel } from '../pipeline/boot/kernel.ts';
 import { imageFs } from '../pipeline/seam/image-fs.ts';
 import type { RunOptions, RunResult } from '../pipeline/seam/run.ts';
 import type { StageDef } from '../pipeline/stage.ts';
@@ -91,17 +92,13 @@ export async function isStaticElf(path: string): Promise<boolean> {
   }
 }
 
+/** The version the image boots (pipeline/boot/kernel.ts), which must have its modules in `modulesRoot`. */
 export async function detectKernelVersion(root: string, modulesRoot = root): Promise<string> {
-  const boot = await imageFs(root).list('boot');
-  const mods = new Set(await imageFs(modulesRoot).list('lib/modules'));
-  const versions = boot
-    .filter((f) => f.startsWith('vmlinuz-'))
-    .map((f) => f.slice('vmlinuz-'.length))
-    .filter((v) => mods.has(v))
-    .sort((a, b) => a.localeCompare(b, undefined, { numeric: true }));
-  const v = versions.at(-1);
-  if (!v) throw new HnError('ENOKERNEL', `no kernel with modules in ${root} (need /boot/vmlinuz-<v> and /lib/modules/<v>); add linux-image-amd64 to the profile`);
-  return v;
+  const { version } = await findImageKernel(imageFs(root));
+  if (!(await imageFs(modulesRoot).stat(`lib/modules/${version}`))?.isDirectory()) {
+    throw new HnError('ENOKERNEL', `kernel ${version} has no /lib/modules/${version}; install its modules package with the kernel`);
+  }
+  return version;
 }
 
 /**

@@ -3,8 +3,10 @@
 // never makes boot wait for a network, and the /boot/kernel symlink.
 
 import { need } from '../pipeline/context.ts';
-import { HnError } from '../pipeline/errors.ts';
-import { imageFs, type ImageFs } from '../pipeline/seam/image-fs.ts';
+import { IMAGE_PATHS, LABELS } from '../pipeline/boot/contract.ts';
+import { grubKernelArgsFile } from '../pipeline/boot/grub.ts';
+import { findImageKernel } from '../pipeline/boot/kernel.ts';
+import { imageFs } from '../pipeline/seam/image-fs.ts';
 import type { StageDef } from '../pipeline/stage.ts';
 
 /**
@@ -18,8 +20,8 @@ export function fstab(image: { label: string }): string {
   return [
     '# hn-root.img is loop-mounted from the host partition by the initramfs.',
     `LABEL=${image.label} / auto defaults,noatime 0 0`,
-    'LABEL=EFI-BOOT /boot/loader vfat noauto,noatime 1 2',
-    'LABEL=hostpart /hostpart auto noatime 0 0',
+    `LABEL=${LABELS.efi} /boot/loader vfat noauto,noatime 1 2`,
+    `LABEL=${LABELS.hostpart} ${IMAGE_PATHS.hostpartMount} auto noatime 0 0`,
     '',
   ].join('\n');
 }
@@ -43,20 +45,14 @@ const SSH_KEYGEN_UNIT = [
   '',
 ].join('\n');
 
-/** Newest file in /boot matching `prefix`-<version> (by version order). */
-export async function newestBootFile(image: ImageFs, prefix: string): Promise<string | undefined> {
-  const files = (await image.list('boot')).filter((f) => f.startsWith(prefix));
-  return files.sort((a, b) => a.localeCompare(b, undefined, { numeric: true })).at(-1);
-}
-
 export const layout: StageDef = {
   name: 'layout',
   title: 'Lay out the node (fstab, /data0, mount points, network)',
   kind: 'mutate',
   bases: ['debian', 'gentoo'],
   needsRoot: true,
-  version: 1,
-  inputs: (ctx) => ({ layout: ctx.profile.layout, fstab: fstab(ctx.profile.image), network: NETWORK, unit: SSH_KEYGEN_UNIT }),
+  version: 2,
+  inputs: (ctx) => ({ layout: ctx.profile.layout, fstab: fstab(ctx.profile.image), network: NETWORK, unit: SSH_KEYGEN_UNIT, kernelArgs: grubKernelArgsFile(ctx.profile.boot.kernelArgs) }),
   plan: () => ['write /etc/fstab, /etc/hostname, /etc/systemd/network/50-wired.network', 'ln -s /hostpart/data /data0', 'ln -s vmlinuz-<version> /boot/kernel'],
   async run(ctx, io) {
     // Every path resolved inside the image: its own symlinks never lead the host's writes out of it.
@@ -74,9 +70,10 @@ export const layout: StageDef = {
     await image.write(`${systemdDir}/hn-ssh-keygen.service`, SSH_KEYGEN_UNIT);
     await image.symlink('/etc/systemd/system/hn-ssh-keygen.service', `${systemdDir}/multi-user.target.wants/hn-ssh-keygen.service`);
 
-    const kernel = (await newestBootFile(image, 'vmlinuz-')) ?? (await newestBootFile(image, 'kernel-'));
-    if (!kernel) throw new HnError('ENOKERNEL', 'no kernel in the image\'s /boot; add a kernel package (linux-image-amd64) to the profile');
-    await image.symlink(kernel, 'boot/kernel');
-    io.log(`/boot/kernel -> ${kernel}`);
+    const kernel = await findImageKernel(image);
+    await image.symlink(kernel.file, IMAGE_PATHS.kernel);
+    io.log(`${IMAGE_PATHS.kernel} -> ${kernel.file}`);
+    // The profile's kernel command line travels with the image: GRUB reads it before booting it.
+    await image.write(IMAGE_PATHS.grubKernelArgs, grubKernelArgsFile(ctx.profile.boot.kernelArgs));
   },
 };

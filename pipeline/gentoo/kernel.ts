@@ -3,6 +3,7 @@
 // `make olddefconfig`, and the /boot/kernel and /boot/initramfs symlinks.
 
 import { imageFs } from '../seam/image-fs.ts';
+import { findImageKernel } from '../boot/kernel.ts';
 import { gentooError } from './errors.ts';
 
 /** Where genkernel 4 keeps its default linuxrc inside the image. */
@@ -140,25 +141,18 @@ export interface KernelOutputs {
 }
 
 /**
- * Finds what genkernel installed in <root>/boot: vmlinuz-<KV> and
- * initramfs-<KV>.img (the names hnforge asks for), or genkernel 3's
- * kernel-genkernel-<arch>-<KV> / initramfs-genkernel-<arch>-<KV>. Picks the
- * newest kernel by modification time and the initramfs of the same version.
+ * Finds what genkernel installed in <root>/boot: the kernel the image boots
+ * (pipeline/boot/kernel.ts, the one rule every base uses) and its initramfs,
+ * initramfs-<KV>.img (the name hnforge asks for) or genkernel 3's
+ * initramfs-genkernel-<arch>-<KV>.
  */
 export async function findKernelOutputs(root: string): Promise<KernelOutputs> {
   const image = imageFs(root);
+  const k = await findImageKernel(image).catch(() => {
+    throw gentooError('EGENTOO_KERNEL_OUTPUT', 'genkernel finished but /boot holds no vmlinuz-* kernel; see the stage log for genkernel errors');
+  });
   const names = await image.list('/boot');
-  const kernels: { name: string; version: string; mtime: number }[] = [];
-  for (const name of names) {
-    const m = /^(?:vmlinuz-|kernel-genkernel-x86_64-)(.+)$/.exec(name);
-    if (!m) continue;
-    const st = await image.lstat(`/boot/${name}`);
-    if (st?.isFile()) kernels.push({ name, version: m[1]!, mtime: st.mtimeMs });
-  }
-  kernels.sort((a, b) => b.mtime - a.mtime || (a.version < b.version ? 1 : -1));
-  const k = kernels[0];
-  if (!k) throw gentooError('EGENTOO_KERNEL_OUTPUT', 'genkernel finished but /boot holds no vmlinuz-* kernel; see the stage log for genkernel errors');
   const initramfs = [`initramfs-${k.version}.img`, `initramfs-genkernel-x86_64-${k.version}`].find((n) => names.includes(n));
-  if (!initramfs) throw gentooError('EGENTOO_KERNEL_OUTPUT', `genkernel built ${k.name} but no initramfs-${k.version}.img; see the stage log`);
-  return { kernel: k.name, initramfs, version: k.version };
+  if (!initramfs) throw gentooError('EGENTOO_KERNEL_OUTPUT', `genkernel built ${k.file} but no initramfs-${k.version}.img; see the stage log`);
+  return { kernel: k.file, initramfs, version: k.version };
 }

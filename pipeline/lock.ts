@@ -20,7 +20,8 @@ const FLOCK_CONFLICT = 1; // flock's exit code when --nonblock finds the lock ta
 export interface BuildLock {
   /** PID of an earlier holder that died without releasing (its leftovers may still be there). */
   deadOwner?: number;
-  release(): Promise<void>;
+  /** Lets the lock go; the file is emptied (a clean release) or keeps `leftPid` (a dry run found a dead owner's leftovers). */
+  release(leftPid?: number): Promise<void>;
 }
 
 export async function acquireBuildLock(path: string, what: string): Promise<BuildLock> {
@@ -41,8 +42,9 @@ export async function acquireBuildLock(path: string, what: string): Promise<Buil
   await file.write(`${process.pid}\n`, 0);
   return {
     deadOwner: previous !== process.pid ? previous : undefined,
-    release: async () => {
+    release: async (leftPid?: number) => {
       await file.truncate(0);
+      if (leftPid) await file.write(`${leftPid}\n`, 0);
       await file.close();
     },
   };

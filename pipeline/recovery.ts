@@ -84,9 +84,13 @@ export function assertRecovered(recovery: Recovery, buildDir: string): void {
 export async function cleanBuildDir(buildDir: string, what: string, opts: { dryRun?: boolean } = {}): Promise<Recovery & { deadOwner?: number }> {
   if (!(await stat(buildDir).then((s) => s.isDirectory(), () => false))) return { released: [], failed: [] };
   const lock = await acquireBuildLock(join(buildDir, '.lock'), what);
+  let result: Recovery | undefined;
   try {
-    return { ...(await releaseLeftovers(buildDir, opts)), deadOwner: lock.deadOwner };
+    result = await releaseLeftovers(buildDir, opts);
+    return { ...result, deadOwner: lock.deadOwner };
   } finally {
-    await lock.release();
+    // A dry run (or a failed release) leaves the dead owner's PID: its leftovers are still there.
+    const stillThere = opts.dryRun || !result || result.failed.length > 0;
+    await lock.release(stillThere ? lock.deadOwner : undefined);
   }
 }

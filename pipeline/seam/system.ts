@@ -132,10 +132,15 @@ export async function loopsBackedBelow(dir: string): Promise<LoopDevice[]> {
   return loops;
 }
 
-/** Snapshot of what is attached and mounted, to prove a build left nothing behind. */
-export async function systemState(): Promise<{ loops: string[]; mounts: string[] }> {
-  const mounts = (await readFile('/proc/mounts', 'utf8')).split('\n').filter(Boolean).sort();
+/**
+ * Snapshot of what is attached and mounted, to prove a build left nothing behind.
+ * With `scope`, only mounts at or below it and loop devices backed by files below
+ * it: on a shared machine other people's builds come and go meanwhile.
+ */
+export async function systemState(scope?: string): Promise<{ loops: string[]; mounts: string[] }> {
+  const inScope = (path: string | undefined) => scope === undefined || (path !== undefined && (path === scope || path.startsWith(scope + '/')));
+  const mounts = (await readFile('/proc/mounts', 'utf8')).split('\n').filter((l) => l && inScope(l.split(' ')[1])).sort();
   const { stdout } = await run(cmd.losetupList(), { capture: true });
-  const loops = stdout.split('\n').map((l) => l.trim()).filter(Boolean).sort();
+  const loops = stdout.split('\n').map((l) => l.trim()).filter((l) => l && inScope(l.split(/\s+/)[1])).sort();
   return { loops, mounts };
 }

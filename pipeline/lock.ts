@@ -9,13 +9,17 @@
 // different inodes); it holds the owner's PID, for messages and to tell that
 // the previous owner died without releasing (release empties it).
 
-import { mkdir, open, readFile } from 'node:fs/promises';
+import { mkdir, open, readFile, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { HnError } from './errors.ts';
 import { cmd } from './seam/command.ts';
 import { run } from './seam/run.ts';
 
 const FLOCK_CONFLICT = 1; // flock's exit code when --nonblock finds the lock taken
+
+// Node closes a FileHandle nobody references when it is garbage-collected, which would
+// drop the lock in the middle of a build: every held lock stays referenced here.
+const held = new Set<FileHandle>();
 
 export interface BuildLock {
   /** PID of an earlier holder that died without releasing (its leftovers may still be there). */
@@ -40,12 +44,14 @@ export async function acquireBuildLock(path: string, what: string): Promise<Buil
   const previous = Number((await file.readFile('utf8')).trim()) || undefined;
   await file.truncate(0);
   await file.write(`${process.pid}\n`, 0);
+  held.add(file);
   return {
     deadOwner: previous !== process.pid ? previous : undefined,
     release: async (leftPid?: number) => {
       await file.truncate(0);
       if (leftPid) await file.write(`${leftPid}\n`, 0);
       await file.close();
+      held.delete(file);
     },
   };
 }

@@ -13,6 +13,7 @@ import { preflight, toolsOf } from './preflight.ts';
 import { listProfiles, resolveProfile } from './profiles.ts';
 import { progressMode } from './progress.ts';
 import { summarise, type BuildReport } from './report.ts';
+import { assertRecovered, cleanBuildDir } from './recovery.ts';
 import { build, type BuildResult } from './runner.ts';
 import { stagesFor } from './stages-table.ts';
 
@@ -21,7 +22,8 @@ const profilesDir = join(repoDir, 'profiles');
 
 const EXIT_CODES = `Exit codes:
   0    success
-  1    the build failed (the message names the stage; its log is under <cache>/build/<profile>/logs)
+  1    the build failed (the message names the stage; its log is under <cache>/build/<profile>/logs),
+       another build holds the profile's lock, or clean could not release something
   2    usage error (unknown option, stage or command)
   3    preflight failed (not root, missing host tools, no disk space, unknown or invalid profile)
   70   internal error in hnforge (please report it with the stack trace)
@@ -101,6 +103,28 @@ async function buildCommand(argv: {
   }
 }
 
+async function cleanCommand(argv: { profile: string; cache: string; dryRun: boolean; json: boolean }) {
+  jsonMode = argv.json;
+  if (!/^[\w.-]+$/.test(argv.profile)) throw new HnError('EUSAGE', `--profile ${argv.profile}: a profile name, not a path`, { exitCode: EXIT.usage });
+  if (process.getuid?.() !== 0) throw new HnError('EPREFLIGHT', 'not running as root: releasing mounts, loop devices and processes needs root', { exitCode: EXIT.preflight });
+  const cacheDir = resolve(argv.cache);
+  const buildDir = join(cacheDir, 'build', argv.profile);
+  const known = await resolveProfile(profilesDir, argv.profile).then(() => true, () => false);
+  const result = await cleanBuildDir(buildDir, `profile ${argv.profile} in ${cacheDir}`, { dryRun: argv.dryRun });
+  if (!known && !result.released.length && !result.failed.length) {
+    // Nothing found under a name that is not a profile either: most likely a typo.
+    throw new HnError('EUSAGE', `unknown profile '${argv.profile}' and nothing left by a build of it in ${cacheDir} (see: hnforge profiles)`, { exitCode: EXIT.usage });
+  }
+  if (argv.json) {
+    process.stdout.write(JSON.stringify({ ok: !result.failed.length, profile: argv.profile, buildDir, dryRun: argv.dryRun, ...result }, null, 2) + '\n');
+  } else {
+    const verb = argv.dryRun ? 'would release' : 'released';
+    for (const line of result.released) process.stdout.write(`${verb} ${line}\n`);
+    if (!result.released.length && !result.failed.length) process.stdout.write(`nothing left by a build of ${argv.profile} in ${cacheDir}\n`);
+  }
+  assertRecovered(result, buildDir);
+}
+
 export async function main(args: string[]): Promise<number> {
   try {
     await yargs(args)
@@ -161,6 +185,19 @@ export async function main(args: string[]): Promise<number> {
           process.stdout.write(result.performed ? `provisioned ${result.disk}\n` : 'dry run: nothing was changed\n');
         },
       )
+      .command(
+        'clean',
+        'Release what a killed build of a profile left behind: its processes, mounts and loop devices',
+        (y) =>
+          y
+            .option('profile', { type: 'string', demandOption: true, describe: 'profile whose build directory (<cache>/build/<profile>) to clean' })
+            .option('cache', { type: 'string', default: '/var/cache/hnforge', describe: 'the cache the build used' })
+            .option('dry-run', { type: 'boolean', default: false, describe: 'list what would be released; release nothing' })
+            .option('json', { type: 'boolean', default: false, describe: 'print the result as JSON on stdout' })
+            .example('$0 clean --profile hn-debian', 'after a build was killed with SIGKILL')
+            .epilog(EXIT_CODES),
+        (argv) => cleanCommand(argv as never),
+      )
       .command('profiles', 'List the profiles', {}, async () => {
         for (const p of await listProfiles(profilesDir)) {
           process.stdout.write(`${p.name.padEnd(14)} ${p.abstract ? '(abstract) ' : ''}${p.description}\n`);
@@ -180,7 +217,7 @@ export async function main(args: string[]): Promise<number> {
           process.stdout.write(`${s.name.padEnd(18)} ${s.title} [${flags}]\n`);
         }
       })
-      .demandCommand(1, 'name a command: build, provision, profiles, profile show, stages (see --help)')
+      .demandCommand(1, 'name a command: build, clean, provision, profiles, profile show, stages (see --help)')
       .strict()
       .epilog(EXIT_CODES)
       .fail((msg, err) => {

@@ -19,6 +19,8 @@ import { openStageIO } from './stage-io.ts';
 import { stagesFor } from './stages-table.ts';
 import { publishImage } from './publish/output.ts';
 import { acquireBuildLock } from './lock.ts';
+import { assertRecovered, canonicalBuildDir, releaseLeftovers } from './recovery.ts';
+import { tagCommandsWith, withBuildTag } from './seam/build-tag.ts';
 
 export interface BuildOptions {
   profile: string;
@@ -56,6 +58,8 @@ export interface BuildResult {
   image?: string;
   report?: string;
   stages: StageOutcome[];
+  /** What a dead earlier build of this profile had left and this build released first. */
+  recovered: string[];
   cleaned: string[];
   error?: { code: string; message: string; details: string[] };
 }
@@ -86,7 +90,12 @@ function pick(ctx: BuildContext, fields: ReadonlyArray<string>): Record<string, 
   return Object.fromEntries(fields.filter((f) => rec[f] !== undefined).map((f) => [f, rec[f]]));
 }
 
-export async function build(opts: BuildOptions): Promise<BuildResult> {
+/** Builds a profile; every command it runs carries its build directory (seam/build-tag.ts). */
+export function build(opts: BuildOptions): Promise<BuildResult> {
+  return withBuildTag(() => buildTagged(opts));
+}
+
+async function buildTagged(opts: BuildOptions): Promise<BuildResult> {
   const profile = await resolveProfile(opts.profilesDir ?? join(opts.repoDir, 'profiles'), opts.profile);
   const stages = opts.stages ?? stagesFor(profile.base);
   const names = stages.map((s) => s.name);
@@ -109,7 +118,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const cache = new StageCache(opts.cacheDir);
   const outcomes: StageOutcome[] = stages.map((s) => ({ name: s.name, kind: s.kind, status: 'not-run', seconds: 0 }));
   const outcome = (name: string) => outcomes.find((o) => o.name === name)!;
-  const result: BuildResult = { profile: profile.name, ok: false, stages: outcomes, cleaned: [] };
+  const result: BuildResult = { profile: profile.name, ok: false, stages: outcomes, recovered: [], cleaned: [] };
 
   const abort = new AbortController();
   const onSignal = (signal: NodeJS.Signals) => {
@@ -126,8 +135,18 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   let failure: unknown;
   try {
     if (!ctx.dryRun) {
-      const unlock = await acquireBuildLock(join(buildDir, '.lock'), `profile ${profile.name} in ${opts.cacheDir}`);
-      ctx.stack.push('build lock', unlock);
+      const lock = await acquireBuildLock(join(buildDir, '.lock'), `profile ${profile.name} in ${opts.cacheDir}`);
+      ctx.stack.push('build lock', lock.release);
+      // A build killed without unwinding (SIGKILL, OOM) left its commands, mounts and loop
+      // devices; ours would stack on top of them. Holding the lock, all of it is a dead build's.
+      const recovery = await releaseLeftovers(buildDir);
+      result.recovered = recovery.released;
+      if (recovery.released.length && opts.progress !== 'silent') {
+        const by = lock.deadOwner ? ` (build pid ${lock.deadOwner} died)` : '';
+        for (const line of recovery.released) process.stderr.write(`hnforge: released left over${by}: ${line}\n`);
+      }
+      assertRecovered(recovery, buildDir);
+      tagCommandsWith(await canonicalBuildDir(buildDir));
       await mkdir(join(buildDir, 'logs'), { recursive: true });
     }
     // 1. Compute stages: cheap or network-bound (a stage3 download), no effect on the image;

@@ -29,6 +29,7 @@ export const HOST_TOOL_PACKAGES: Record<string, string> = {
   mcopy: 'mtools',
   sgdisk: 'gdisk',
   partx: 'util-linux',
+  flock: 'util-linux',
   fstrim: 'util-linux',
   mmdebstrap: 'mmdebstrap',
   'grub-mkstandalone': 'grub-efi-amd64-bin',
@@ -64,6 +65,9 @@ export const cmd = {
     }
     return c('mkfs.btrfs', ['-f', '-q', '-L', label, target], 5 * MINUTE);
   },
+
+  /** Locks the open file the command inherits as `fd` (exit 1 if another holder has it). */
+  flockExclusive: (fd: number) => c('flock', ['--nonblock', '--exclusive', String(fd)]),
 
   losetupAttach: (file: string) => c('losetup', ['--find', '--show', file]),
   losetupDetach: (device: string) => c('losetup', ['--detach', device]),

@@ -6,6 +6,7 @@
 import { execa } from 'execa';
 import { createInterface } from 'node:readline';
 import { HnError } from '../errors.ts';
+import { buildTagEnv } from './build-tag.ts';
 import { type Command, formatCommand, HOST_TOOL_PACKAGES } from './command.ts';
 
 export interface RunOptions {
@@ -16,6 +17,8 @@ export interface RunOptions {
   /** Exit codes that are not failures (e2fsck returns 1 after fixing). */
   okExitCodes?: number[];
   signal?: AbortSignal;
+  /** An open file descriptor handed to the command as its fd 3 (flock locks it for us). */
+  fd3?: number;
 }
 
 export interface RunResult {
@@ -49,12 +52,15 @@ export function runningCommandCount(): number {
 export async function run(command: Command, opts: RunOptions = {}): Promise<RunResult> {
   const shown = formatCommand(command);
   if (opts.signal?.aborted) throw new HnError('EABORTED', `not started (build is stopping): ${shown}`);
+  const stdin = command.input === undefined ? 'ignore' : 'pipe';
   const child = execa(command.file, command.args, {
-    env: command.env,
+    // Tagged with the build directory, so a later build can find what a killed one left running.
+    env: { ...command.env, ...buildTagEnv() },
     extendEnv: command.env === undefined,
     cwd: command.cwd,
     input: command.input,
-    stdin: command.input === undefined ? 'ignore' : undefined,
+    // execa's types only allow fds 3-9 here; any open descriptor works at run time.
+    stdio: opts.fd3 === undefined ? [stdin, 'pipe', 'pipe'] : [stdin, 'pipe', 'pipe', opts.fd3 as 3],
     all: true,
     reject: false,
     detached: true,

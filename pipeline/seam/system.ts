@@ -2,6 +2,7 @@
 // build's ResourceStack the moment it succeeds.
 
 import { readdir, readFile, readlink } from 'node:fs/promises';
+import { BUILD_TAG_VAR } from './build-tag.ts';
 import { cmd } from './command.ts';
 import type { HnError } from '../errors.ts';
 import type { ResourceStack, Held } from './resources.ts';
@@ -74,25 +75,72 @@ export async function processesRootedIn(root: string): Promise<number[]> {
   return pids;
 }
 
-/** Ends processes left running inside a chroot: TERM, a short wait, then KILL. */
-export async function endProcessesIn(root: string): Promise<number[]> {
-  const pids = await processesRootedIn(root);
-  for (const pid of pids) {
-    try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ }
-  }
-  if (pids.length) {
-    await new Promise((r) => setTimeout(r, 1000));
-    for (const pid of await processesRootedIn(root)) {
-      try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
-    }
+/** PIDs of processes a build started (its commands and their children): see build-tag.ts. */
+export async function processesTaggedWith(buildDir: string): Promise<number[]> {
+  const tag = `${BUILD_TAG_VAR}=${buildDir}`;
+  const pids: number[] = [];
+  for (const name of await readdir('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const environ = await readFile(`/proc/${name}/environ`, 'utf8').catch(() => '');
+    if (environ.split('\0').includes(tag)) pids.push(Number(name));
   }
   return pids;
 }
 
-/** Snapshot of what is attached and mounted, to prove a build left nothing behind. */
-export async function systemState(): Promise<{ loops: string[]; mounts: string[] }> {
-  const mounts = (await readFile('/proc/mounts', 'utf8')).split('\n').filter(Boolean).sort();
+/**
+ * Ends the processes `find` returns, found afresh each round (a dying apt may still
+ * start a child): TERM for a second, then KILL, until none is left. Returns every
+ * PID signalled; throws if some survive KILL for 10 s (stuck in the kernel).
+ */
+export async function endProcesses(find: () => Promise<number[]>): Promise<number[]> {
+  const signalled = new Set<number>();
+  const started = Date.now();
+  for (;;) {
+    const pids = (await find()).filter((pid) => pid !== process.pid);
+    if (!pids.length) return [...signalled];
+    const waited = Date.now() - started;
+    if (waited > 10_000) throw new Error(`still running after SIGKILL: pid ${pids.join(' ')}`);
+    for (const pid of pids) {
+      signalled.add(pid);
+      try { process.kill(pid, waited < 1_000 ? 'SIGTERM' : 'SIGKILL'); } catch { /* gone */ }
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** Ends processes left running inside a chroot: TERM, a short wait, then KILL. */
+export function endProcessesIn(root: string): Promise<number[]> {
+  return endProcesses(() => processesRootedIn(root));
+}
+
+export interface LoopDevice {
+  device: string;
+  /** The backing file as the kernel names it (the path it had when attached). */
+  file: string;
+  /** The backing file was deleted: the loop device alone keeps its blocks allocated. */
+  deleted: boolean;
+}
+
+/** Loop devices whose backing file is below `dir`, deleted ones included. */
+export async function loopsBackedBelow(dir: string): Promise<LoopDevice[]> {
   const { stdout } = await run(cmd.losetupList(), { capture: true });
-  const loops = stdout.split('\n').map((l) => l.trim()).filter(Boolean).sort();
+  const loops: LoopDevice[] = [];
+  for (const line of stdout.split('\n')) {
+    const m = /^(\S+)\s+(.+?)(\s+\(deleted\))?\s*$/.exec(line);
+    if (m && m[2]!.startsWith(dir + '/')) loops.push({ device: m[1]!, file: m[2]!, deleted: Boolean(m[3]) });
+  }
+  return loops;
+}
+
+/**
+ * Snapshot of what is attached and mounted, to prove a build left nothing behind.
+ * With `scope`, only mounts at or below it and loop devices backed by files below
+ * it: on a shared machine other people's builds come and go meanwhile.
+ */
+export async function systemState(scope?: string): Promise<{ loops: string[]; mounts: string[] }> {
+  const inScope = (path: string | undefined) => scope === undefined || (path !== undefined && (path === scope || path.startsWith(scope + '/')));
+  const mounts = (await readFile('/proc/mounts', 'utf8')).split('\n').filter((l) => l && inScope(l.split(' ')[1])).sort();
+  const { stdout } = await run(cmd.losetupList(), { capture: true });
+  const loops = stdout.split('\n').map((l) => l.trim()).filter((l) => l && inScope(l.split(/\s+/)[1])).sort();
   return { loops, mounts };
 }

@@ -33,7 +33,7 @@ describe('[root] Debian pipeline faults', () => {
     await writeFile(join(profiles, 'sigint-min.yaml'), 'name: sigint-min\nextends: test-min\ndescription: interrupted build\n');
     await rm(join(cache, 'checkpoints/sigint-min'), { recursive: true, force: true });
     await writeFile(join(profiles, 'bad-package.yaml'), 'name: bad-package\nextends: test-min\ndescription: a package that does not exist\npackages: [hnforge-no-such-package]\n');
-    before = await systemState();
+    before = await systemState(cache);
   });
   afterAll(async () => {
     await stack.unwind();
@@ -47,7 +47,7 @@ describe('[root] Debian pipeline faults', () => {
     expectOneLineError(r.stderr, /Debian mirror http:\/\/127\.0\.0\.1:9\/debian is unreachable/);
     expect(r.seconds).toBeLessThan(60);
     await expect(readdir(join(out, 'bad-mirror'))).rejects.toThrow();
-    expect(await systemState()).toEqual(before);
+    expect(await systemState(cache)).toEqual(before);
   });
 
   it('a package that does not exist: error names the package within 60 s, nothing left mounted', async () => {
@@ -57,7 +57,7 @@ describe('[root] Debian pipeline faults', () => {
     expectOneLineError(r.stderr, /package not found on .*: hnforge-no-such-package/);
     expect(r.seconds).toBeLessThan(60);
     await expect(readdir(join(out, 'bad-package'))).rejects.toThrow();
-    expect(await systemState()).toEqual(before);
+    expect(await systemState(cache)).toEqual(before);
   });
 
   it('SIGINT during package installation: clean unwind, exit 130, the next build resumes after the bootstrap', async () => {
@@ -75,7 +75,7 @@ describe('[root] Debian pipeline faults', () => {
     expect(sent, r.stderr.slice(-2000)).toBe(true);
     expect(r.code).toBe(130);
     expectOneLineError(r.stderr, /interrupted by SIGINT/);
-    expect(await systemState()).toEqual(before);
+    expect(await systemState(cache)).toEqual(before);
     await expect(readdir(join(out, 'sigint-min'))).rejects.toThrow();
 
     const again = await hnforge(['build', '--profile', 'sigint-min', '--profiles-dir', profiles, '--cache', cache, '--output', out, '--json'], { timeoutMs: 600_000 });
@@ -84,7 +84,7 @@ describe('[root] Debian pipeline faults', () => {
     const status = Object.fromEntries(result.stages.map((s) => [s.name, s.status]));
     expect(status['debian-bootstrap']).toBe('restored');
     expect(status['debian-packages']).toBe('ran');
-    expect(await systemState()).toEqual(before);
+    expect(await systemState(cache)).toEqual(before);
   });
 
   it('output on a filesystem that fills up: "no space", no image under its final name, nothing left', async () => {
@@ -96,6 +96,6 @@ describe('[root] Debian pipeline faults', () => {
     expectOneLineError(r.stderr, /no space left in .*small.* free space or choose another --output/);
     expect(await readdir(join(small, 'test-min')).catch(() => [])).toEqual([]);
     await stack.unwind();
-    expect(await systemState()).toEqual(before);
+    expect(await systemState(cache)).toEqual(before);
   });
 });

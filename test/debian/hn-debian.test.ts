@@ -17,7 +17,7 @@ describe('[root] hn-debian from scratch', () => {
   let buildSeconds = 0;
 
   beforeAll(async () => {
-    before = await systemState();
+    before = await systemState(cache);
     // --from image-create: every stage runs, whatever the cache holds (the package cache is still used).
     const r = await hnforge(['build', '--profile', 'hn-debian', '--cache', cache, '--output', out, '--from', 'image-create'], { timeoutMs: 900_000 });
     if (r.code !== 0) throw new Error(`build failed (${r.code}): ${r.stderr.slice(-3000)}`);
@@ -32,7 +32,7 @@ describe('[root] hn-debian from scratch', () => {
   it('leaves no loop device or mount behind', async () => {
     await image?.release();
     image = undefined;
-    expect(await systemState()).toEqual(before);
+    expect(await systemState(cache)).toEqual(before);
     image = await mountImageReadOnly(join(out, 'hn-debian/hn-root.img'));
   });
 

@@ -12,12 +12,19 @@ describe('hnforge CLI', () => {
   });
 
   it('usage mistakes: exit 2, one line, no stack trace', async () => {
-    for (const args of [['build'], ['frobnicate'], ['build', '--profile', 'test-min', '--from', 'nope', '--dry-run'], ['build', '--profile', 'test-min', '--from', 'seal', '--only', 'seal']]) {
+    for (const args of [['build'], ['frobnicate'], ['build', '--profile', 'test-min', '--from', 'nope', '--dry-run'], ['build', '--profile', 'test-min', '--from', 'seal', '--only', 'seal'],
+      ['clean'], ['clean', '--profile', '../etc'], ['clean', '--profile', 'nope', '--cache', '/nonexistent/hnforge-cache']]) {
       const r = await hnforge(args);
       expect(r.code, args.join(' ')).toBe(2);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
       expect(r.stderr).toMatch(/^hnforge: error: /);
     }
+  });
+
+  it('clean needs root: exit 3, one line', async () => {
+    const r = await hnforge(['clean', '--profile', 'test-min', '--cache', '/nonexistent/hnforge-cache'], { asNobody: true });
+    expect(r.code).toBe(3);
+    expect(r.stderr.trim()).toBe('hnforge: error: not running as root: releasing mounts, loop devices and processes needs root');
   });
 
   it('unknown profile: exit 3 naming the known ones', async () => {

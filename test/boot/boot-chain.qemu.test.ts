@@ -65,7 +65,8 @@ describe.concurrent('[qemu][root] boot chain under qemu', { timeout: 900_000 }, 
     await mkdir(CACHE, { recursive: true });
     work = await mkdtemp(join(CACHE, 'qemu-test-'));
     A = await buildTestImage({ workDir: work, id: 'A', flavour: 'cloud-amd64', out: join(work, 'A.img') });
-    B = await buildTestImage({ workDir: work, id: 'B', flavour: 'amd64', out: join(work, 'B.img') });
+    // B carries its own kernel arguments (as a profile's boot.kernelArgs); A relies on GRUB's default.
+    B = await buildTestImage({ workDir: work, id: 'B', flavour: 'amd64', out: join(work, 'B.img'), kernelArgs: ['console=tty0', 'console=ttyS0,115200n8', 'hn.test.args=from-image-B'] });
     files.B = B.path;
     files.Bsidecar = join(work, 'B.img.sha256');
     await writeSidecar(B.path, files.Bsidecar, 'test B');
@@ -108,6 +109,9 @@ describe.concurrent('[qemu][root] boot chain under qemu', { timeout: 900_000 }, 
     expect(u.backing).toBe('/hostpart/hn-root.img');
     expect(u.hostpart).toMatch(/^\/dev\/vda2,ext4,rw/);
     expect(u.data0).toBe('/hostpart/data');
+    // GRUB's default kernel arguments: the serial console a server's serial-over-LAN shows.
+    expect(text(r)).toMatch(/HN-CMDLINE .*console=tty0 console=ttyS0,115200n8/);
+    expect(text(r)).not.toContain('hn.test.args=');
     expect(text(r)).toContain('HN-DATA0 ok precious=gold');
     expect(text(r)).toContain('HN-SHUTDOWN host partition unmounted cleanly');
     expect(await hostpartState(d)).toEqual({ clean: true, needsRecovery: false, fsck: 0 });
@@ -125,6 +129,8 @@ describe.concurrent('[qemu][root] boot chain under qemu', { timeout: 900_000 }, 
     const u = userspace(r)!;
     expect(u.uname).toBe(B.kernelVersion);
     expect(u.image).toBe('B');
+    // The new image's own kernel arguments, read by GRUB from inside it.
+    expect(text(r)).toMatch(/HN-CMDLINE .*hn\.test\.args=from-image-B/);
     const names = await listHostpart(d);
     expect(names).toContain('hn-root-old.img');
     expect(names).not.toContain('hn-root-new.img');

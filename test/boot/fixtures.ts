@@ -13,7 +13,8 @@ import { bootCmd } from '../../pipeline/seam/boot-commands.ts';
 import { cmd } from '../../pipeline/seam/command.ts';
 import { run } from '../../pipeline/seam/run.ts';
 import { buildInitramfs, listTree, type InitramfsResult } from '../../stages/boot-initramfs.ts';
-import { grubConfig, type GrubConfigOptions } from '../../pipeline/boot/grub.ts';
+import { IMAGE_PATHS } from '../../pipeline/boot/contract.ts';
+import { grubConfig, grubKernelArgsFile, type GrubConfigOptions } from '../../pipeline/boot/grub.ts';
 import { REPO } from './sh-harness.ts';
 
 export const CACHE = process.env.HNFORGE_TEST_CACHE ?? '/var/cache/hnforge-test';
@@ -64,6 +65,7 @@ rootdev=$(awk '$2 == "/" { d = $1 } END { print d }' /proc/mounts)
 backing=$(cat "/sys/block/\${rootdev##*/}/loop/backing_file" 2>/dev/null)
 hp=$(awk '$2 == "/hostpart" { print $1 "," $3 "," $4 }' /proc/mounts)
 echo "HN-USERSPACE uname=$(uname -r) image=$(cat /etc/hn-image-id) root=$rootdev backing=$backing hostpart=$hp data0=$(readlink /data0) uptime=$(cut -d' ' -f1 /proc/uptime)"
+echo "HN-CMDLINE $(cat /proc/cmdline)"
 if [ -d /data0/ ] && [ -f /data0/precious ]; then echo "HN-DATA0 ok precious=$(cat /data0/precious)"; else echo "HN-DATA0 missing"; fi
 echo "$(cat /etc/hn-image-id)" >>/hostpart/data/boots
 sync
@@ -92,7 +94,8 @@ export interface TestImage {
 }
 
 /** Builds a small bootable hn-root image (ext4) with busybox userspace. */
-export async function buildTestImage(opts: { workDir: string; id: string; flavour: 'amd64' | 'cloud-amd64'; out: string }): Promise<TestImage> {
+/** `kernelArgs`: the image carries them for GRUB (as a profile's boot.kernelArgs); without, GRUB's default applies. */
+export async function buildTestImage(opts: { workDir: string; id: string; flavour: 'amd64' | 'cloud-amd64'; out: string; kernelArgs?: string[] }): Promise<TestImage> {
   const kernel = await ensureKernel(opts.flavour);
   const tree = await mkdtemp(join(opts.workDir, `tree-${opts.id}-`));
   try {
@@ -108,6 +111,7 @@ export async function buildTestImage(opts: { workDir: string; id: string; flavou
     await writeFile(t('bin/init'), TEST_INIT);
     await chmod(t('bin/init'), 0o755);
     await writeFile(t('etc/hn-image-id'), `${opts.id}\n`);
+    if (opts.kernelArgs) await writeFile(t(IMAGE_PATHS.grubKernelArgs.slice(1)), grubKernelArgsFile(opts.kernelArgs));
     await symlink('/hostpart/data', t('data0'));
     await copyFile(join(kernel.dir, `boot/vmlinuz-${kernel.version}`), t(`boot/vmlinuz-${kernel.version}`));
     const initramfs = await buildInitramfs({

@@ -38,6 +38,7 @@ export const ERRORS = {
   ESIGNAL: build('a command was killed by a signal'),
   EABORTED: { exit: EXIT.interrupted, meaning: 'a command was stopped or not started because the build is stopping' },
   EINTERRUPTED: { exit: EXIT.interrupted, meaning: 'SIGINT or SIGTERM; everything acquired was released' },
+  ELEFTOVER: build('a killed earlier build left resources that could not be released'),
   ECLEANUP: build('releasing what the build held failed; the message lists what is left'),
   // Stages.
   EMIRROR: build('the Debian mirror is unreachable or lacks the suite'),

@@ -53,6 +53,9 @@ export const ERRORS = {
   EDISKNOTEMPTY: build('the disk holds data and --force was not given'),
   EDISKBUSY: build('the disk or one of its partitions is mounted'),
   EPARTITION: build('partitioning did not leave the expected partitions'),
+  // Publishing (pipeline/publish): SHA256SUMS and its detached signature SHA256SUMS.gpg.
+  ESUMS_FORMAT: build('SHA256SUMS has a malformed or duplicate line, or a file name it cannot list'),
+  ESUMS_CONFLICT: build('SHA256SUMS already lists the file with another sha256 (published files are immutable)'),
   // Gentoo (pipeline/gentoo): each refusal its own code, so a log, a test or CI can
   // tell a forged signature from a flaky mirror.
   EGENTOO_INDEX_SIGNATURE: build('the clearsigned stage3 index did not verify against the pinned key'),

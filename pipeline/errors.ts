@@ -56,6 +56,16 @@ export const ERRORS = {
   EDISKNOTEMPTY: build('the disk holds data and --force was not given'),
   EDISKBUSY: build('the disk or one of its partitions is mounted'),
   EPARTITION: build('partitioning did not leave the expected partitions'),
+  // Publishing (pipeline/publish): SHA256SUMS and its detached signature SHA256SUMS.gpg.
+  ESUMS_FORMAT: build('SHA256SUMS has a malformed or duplicate line, or a file name it cannot list'),
+  ESUMS_CONFLICT: build('SHA256SUMS already lists the file with another sha256 (published files are immutable)'),
+  ESIGN_FORMAT: build('a key or signature is not readable OpenPGP data, or a public key was given where a private one is needed'),
+  ESIGN_PASSPHRASE: build('the private key is passphrase-protected and the passphrase is missing or wrong'),
+  ESIGN_BAD: build('the signature does not match the data: SHA256SUMS or SHA256SUMS.gpg was altered, truncated or mixed with another version'),
+  ESIGN_UNKNOWN_KEY: build('the signature was made by a key that is not in the keyring'),
+  ESIGN_KEY_EXPIRED: build('the signing key has expired (gpgv and gpg still exit 0 for it, with EXPKEYSIG in their status)'),
+  ESIGN_KEY_REVOKED: build('the signing key has been revoked'),
+  ESIGN_KEY_EXISTS: usage('key files already exist and force was not given'),
   // Gentoo (pipeline/gentoo): each refusal its own code, so a log, a test or CI can
   // tell a forged signature from a flaky mirror.
   EGENTOO_INDEX_SIGNATURE: build('the clearsigned stage3 index did not verify against the pinned key'),

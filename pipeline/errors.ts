@@ -83,6 +83,14 @@ export const ERRORS = {
   EGENTOO_KERNEL_OUTPUT: build('genkernel finished but the kernel or initramfs is not in /boot'),
   EGENTOO_EMERGE: build('emerge failed'),
   EGENTOO_PROFILE: preflight("the profile's gentoo section is missing or inconsistent"),
+  // Publishing to an OCI registry (pipeline/publish/oci.ts).
+  EOCI_REFERENCE: usage('an oci:// destination is not oci://host[:port]/repository[:tag]'),
+  EOCI_CREDENTIALS: preflight('the Docker config file cannot be read or its auth entry is malformed'),
+  EOCI_AUTH: build('the registry asked for credentials that are missing, or refused the ones given (401/403)'),
+  EOCI_NOT_FOUND: build('the repository, manifest, tag or blob does not exist in the registry'),
+  EOCI_REFUSED: build('the registry refused a request (4xx): invalid manifest or upload, deletion disabled, unsupported'),
+  EOCI_REGISTRY: build('the registry is unreachable, kept failing (5xx, dropped connections) past the retries, or broke the protocol'),
+  EOCI_DIGEST: build("content's sha256 differs from the digest it was announced or asked for"),
 } as const satisfies Record<string, ErrorKind>;
 
 export type ErrorCode = keyof typeof ERRORS;

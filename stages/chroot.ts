@@ -38,7 +38,7 @@ async function exists(path: string) {
 
 export const chrootEnter: StageDef = {
   name: 'chroot-enter',
-  tools: ['chroot', 'mount'],
+  commands: [cmd.mount, cmd.umount],
   title: 'Enter the chroot',
   kind: 'attach',
   bases: ['debian', 'gentoo'],
@@ -87,6 +87,7 @@ export const chrootLeave: StageDef = {
   bases: ['debian', 'gentoo'],
   needsRoot: true,
   version: 1,
+  commands: [cmd.umount],
   plan: (ctx) => chrootMounts(join(ctx.buildDir, 'root')).reverse().map((m) => formatCommand(cmd.umount(m.target))),
   async run(ctx) {
     for (const h of [...(ctx.chrootHeld ?? [])].reverse()) await h.release();

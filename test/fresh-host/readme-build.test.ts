@@ -3,7 +3,9 @@
 // `npm run build -- --profile test-min` run there as root. The build has to
 // install every host package it needs itself (its declared tools), and must
 // leave an image and nothing mounted or attached behind.
+import { createWriteStream } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { systemState } from '../support/system.ts';
@@ -11,13 +13,22 @@ import { repoDir } from '../support/cli.ts';
 import { createFreshHost, FRESH_REPO } from '../support/fresh-host.ts';
 
 const IS_ROOT = process.getuid?.() === 0;
+const TEST_CACHE = process.env.HNFORGE_TEST_CACHE ?? '/var/cache/hnforge-test';
 const exists = (p: string) => access(p).then(() => true, () => false);
 
 describe.skipIf(!IS_ROOT)('[root] fresh Debian 12 host', () => {
   it('npm run build -- --profile test-min succeeds with no host package preinstalled', { timeout: 15 * 60_000 }, async () => {
     const t0 = Date.now();
-    const host = await createFreshHost({ repoDir, log: (l) => process.stderr.write(`fresh-host: ${l}\n`) });
+    const host = await createFreshHost({
+      repoDir,
+      // Download caches only (see FreshHostOptions.debCaches): the host's apt downloads, and the
+      // package cache the other [root] build tests fill; whatever is not there is downloaded.
+      debCaches: { apt: ['/var/cache/apt/archives'], build: [join(TEST_CACHE, 'apt/archives')] },
+      log: (l) => process.stderr.write(`fresh-host: ${l}\n`),
+    });
     const tail: string[] = [];
+    // Everything the command printed, with seconds since the start (kept for a look after a failure).
+    const log = createWriteStream(join(tmpdir(), 'hnforge-fresh-host-build.log'));
     let code: number | undefined;
     let image: { size: number; blocks: number } | undefined;
     try {
@@ -28,6 +39,7 @@ describe.skipIf(!IS_ROOT)('[root] fresh Debian 12 host', () => {
       code = await host.run(['npm', 'run', 'build', '--', '--profile', 'test-min'], {
         timeoutMs: 12 * 60_000,
         onLine: (line) => {
+          log.write(`${((Date.now() - t0) / 1000).toFixed(0).padStart(4)} ${line}\n`);
           tail.push(line);
           if (tail.length > 40) tail.shift();
         },
@@ -36,6 +48,7 @@ describe.skipIf(!IS_ROOT)('[root] fresh Debian 12 host', () => {
       // What the build installed for itself.
       for (const tool of ['usr/bin/mmdebstrap', 'usr/bin/cpio', 'usr/sbin/depmod']) expect(await exists(at(tool)), `${tool} installed by the build`).toBe(true);
     } finally {
+      log.end();
       const { unmounted } = await host.dispose();
       process.stderr.write(`fresh-host: ${unmounted.length} mounts released; total ${((Date.now() - t0) / 1000).toFixed(0)} s\n`);
     }

@@ -10,7 +10,7 @@
 // it, and only then removes it.
 
 import { execFileSync } from 'node:child_process';
-import { chmod, copyFile, cp, mkdir, mkdtemp, readlink, rm, symlink } from 'node:fs/promises';
+import { chmod, copyFile, cp, link, mkdir, mkdtemp, readdir, readlink, rm, symlink } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { cmd } from '../../pipeline/seam/command.ts';
@@ -34,6 +34,15 @@ export interface FreshHostOptions {
    * installed inside by npm itself. Default true.
    */
   shareNpmCache?: boolean;
+  /**
+   * Directories of already downloaded .debs, hard-linked into the tree's apt
+   * archives (its bootstrap and the packages a command installs) and into the
+   * build's package cache (/var/cache/hnforge/apt/archives) to save the
+   * downloads. Download caches only: nothing is installed from them unless a
+   * command inside asks apt for that package. Missing directories (or another
+   * filesystem, where a hard link is impossible) are skipped.
+   */
+  debCaches?: { apt?: string[]; build?: string[] };
   log?: (line: string) => void;
 }
 
@@ -72,6 +81,18 @@ async function loopsBelow(dir: string): Promise<string[]> {
     .map(([device]) => device!);
 }
 
+/** Hard-links every .deb of `from` (if it exists, on the same filesystem) into `to`; returns how many. */
+async function linkDebs(from: readonly string[], to: string): Promise<number> {
+  await mkdir(join(to, 'partial'), { recursive: true });
+  let n = 0;
+  for (const dir of from) {
+    for (const name of (await readdir(dir).catch(() => [] as string[])).filter((f) => f.endsWith('.deb'))) {
+      if (await link(join(dir, name), join(to, name)).then(() => true, () => false)) n++;
+    }
+  }
+  return n;
+}
+
 async function sweep(root: string, log: (line: string) => void): Promise<{ unmounted: string[]; detached: string[] }> {
   const ended = await endProcessesIn(root);
   if (ended.length) log(`ended processes left inside: ${ended.join(' ')}`);
@@ -107,8 +128,27 @@ export async function createFreshHost(opts: FreshHostOptions): Promise<FreshHost
   try {
     const t0 = Date.now();
     log(`mmdebstrap --variant=minbase ${SUITE} ${root} ${mirror}`);
-    await run({ file: 'mmdebstrap', args: ['--mode=root', '--variant=minbase', '--quiet', SUITE, root, mirror], timeoutMs: 15 * MINUTE, env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C.UTF-8', TMPDIR: '/tmp' } });
-    log(`bootstrapped in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+    const aptArchives = join(root, 'var/cache/apt/archives');
+    const seeded = await linkDebs(opts.debCaches?.apt ?? [], aptArchives);
+    await run({
+      file: 'mmdebstrap',
+      args: [
+        '--mode=root', '--variant=minbase', '--quiet',
+        // A throwaway tree: dpkg need not fsync every file.
+        '--dpkgopt=force-unsafe-io',
+        // Package lists stay, as on an installed machine (apt-get install works without an update first).
+        '--skip=cleanup/apt/lists',
+        // The target already holds the offered .debs.
+        '--skip=check/empty',
+        SUITE, root, mirror,
+      ],
+      timeoutMs: 15 * MINUTE,
+      env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C.UTF-8', TMPDIR: '/tmp' },
+    });
+    log(`bootstrapped in ${((Date.now() - t0) / 1000).toFixed(0)} s (${seeded} cached .debs offered)`);
+    // The bootstrap's clean-up removed them: offered again for what a command installs.
+    await linkDebs(opts.debCaches?.apt ?? [], aptArchives);
+    await linkDebs(opts.debCaches?.build ?? [], join(root, 'var/cache/hnforge/apt/archives'));
     await copyNode(root);
     // The host's git clones (the fresh machine has no git: its reader downloaded the clone somehow).
     execFileSync('git', ['clone', '--quiet', opts.repoDir, join(root, FRESH_REPO)], { stdio: 'inherit' });

@@ -56,8 +56,11 @@ export interface FreshHost {
 }
 
 /** The environment a root login on a fresh machine has, nothing of ours (proxy settings excepted). */
-function freshEnv(): Record<string, string> {
+function freshEnv(sharedNpmCache: boolean): Record<string, string> {
   const env: Record<string, string> = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/root', LANG: 'C.UTF-8', TERM: 'dumb' };
+  // With the host's npm cache bound in, take what it holds without revalidating each tarball
+  // with the registry (npm ci took 3 min for 128 packages doing that); the rest is downloaded.
+  if (sharedNpmCache) env.npm_config_prefer_offline = 'true';
   for (const k of ['http_proxy', 'https_proxy', 'no_proxy', 'HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY']) if (process.env[k]) env[k] = process.env[k]!;
   return env;
 }
@@ -179,7 +182,7 @@ export async function createFreshHost(opts: FreshHostOptions): Promise<FreshHost
     async run(argv, o = {}) {
       const inside = cmd.chroot(root, ['sh', '-c', `cd ${FRESH_REPO} && exec "$@"`, 'fresh-host', ...argv], o.timeoutMs ?? 30 * MINUTE);
       const { exitCode } = await run(
-        { ...inside, env: freshEnv() },
+        { ...inside, env: freshEnv(opts.shareNpmCache !== false) },
         // Any exit code is the command's answer, returned to the caller.
         { okExitCodes: Array.from({ length: 255 }, (_, i) => i + 1), onLine: o.onLine },
       );

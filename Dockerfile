@@ -6,10 +6,13 @@
 #     hnforge build --profile hn-debian
 # (Not built in this project's CI: its machines have no Docker engine.)
 FROM node:20-bookworm-slim
+# The packages of `hnforge host-packages --for build` and `--for provision`
+# (derived from the commands the stages declare); test/unit/host-packages.test.ts
+# fails when this list and those differ.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      mmdebstrap e2fsprogs btrfs-progs dosfstools mtools gdisk fdisk util-linux mount \
-      grub-efi-amd64-bin grub-common busybox-static cpio zstd kmod gpg gpgv xz-utils ca-certificates \
+      btrfs-progs ca-certificates coreutils cpio dash dosfstools e2fsprogs findutils gdisk git gpg gpgv \
+      grub-efi-amd64-bin gzip kmod mmdebstrap mount mtools openssl tar util-linux xz-utils \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/hnforge
 COPY package.json package-lock.json ./

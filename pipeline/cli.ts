@@ -8,8 +8,10 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { stringify as toYaml } from 'yaml';
 import { EXIT, HnError, isHnError } from './errors.ts';
-import { ensureHostPackages } from './host-packages.ts';
-import { preflight, toolsOf } from './preflight.ts';
+import { ensureHostPackages, ensurePackages, hostPackages, PACKAGE_PURPOSES, type PackagePurpose } from './host-packages.ts';
+import { toolsOf } from './host-tools.ts';
+import { preflight } from './preflight.ts';
+import { programsOf } from './seam/catalogue.ts';
 import { listProfiles, resolveProfile } from './profiles.ts';
 import { progressMode } from './progress.ts';
 import { summarise, type BuildReport } from './report.ts';
@@ -166,10 +168,10 @@ export async function main(args: string[]): Promise<number> {
             .example('$0 provision --disk /dev/sdb --image out/hn-debian/hn-root.img --yes', 'install on a new disk')
             .epilog(EXIT_CODES),
         async (argv) => {
-          const { provision } = await import('./provision.ts');
+          const { provision, PROVISION_COMMANDS } = await import('./provision.ts');
           if (!argv.dryRun) {
             if (process.getuid?.() !== 0) throw new HnError('EPREFLIGHT', 'not running as root: provisioning writes partitions and filesystems; run as root (or use --dry-run)');
-            await ensureHostPackages(['sgdisk', 'partx', 'mkfs.vfat', 'mcopy', 'mmd', 'grub-mkstandalone', 'mkfs.btrfs', 'mkfs.ext4'], (l) => process.stderr.write(`hnforge: ${l}\n`));
+            await ensureHostPackages(programsOf(PROVISION_COMMANDS), (l) => process.stderr.write(`hnforge: ${l}\n`));
           }
           const sizeBytes = argv.size ? parseSize(argv.size) : undefined;
           const result = await provision({
@@ -217,7 +219,23 @@ export async function main(args: string[]): Promise<number> {
           process.stdout.write(`${s.name.padEnd(18)} ${s.title} [${flags}]\n`);
         }
       })
-      .demandCommand(1, 'name a command: build, clean, provision, profiles, profile show, stages (see --help)')
+      .command(
+        'host-packages',
+        'List (or install) the Debian packages the host needs: for a build, provisioning, or the tests',
+        (y) =>
+          y
+            .option('for', { choices: PACKAGE_PURPOSES, default: 'build' as PackagePurpose, describe: 'build: the build (of --profile, else of every base); test: the full test suite; quick: npm test -- --quick' })
+            .option('profile', { type: 'string', describe: 'with --for build: only what this profile\'s base needs' })
+            .option('install', { type: 'boolean', default: false, describe: 'apt-get install the missing ones (root); not root: fail naming them' })
+            .example('$0 host-packages --for build --profile hn-debian', 'the packages a hn-debian build installs on first use'),
+        async (argv) => {
+          const base = argv.profile ? (await resolveProfile(profilesDir, argv.profile, { allowAbstract: true })).base : undefined;
+          const packages = hostPackages(argv.for, base);
+          if (argv.install) await ensurePackages(packages, (l) => process.stderr.write(`hnforge: ${l}\n`));
+          else process.stdout.write(packages.join('\n') + '\n');
+        },
+      )
+      .demandCommand(1, 'name a command: build, clean, provision, profiles, profile show, stages, host-packages (see --help)')
       .strict()
       .epilog(EXIT_CODES)
       .fail((msg, err) => {

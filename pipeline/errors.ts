@@ -33,6 +33,7 @@ export const ERRORS = {
   ELOCKED: build('another build of the same profile and cache is running'),
   // Running commands (pipeline/seam/run.ts).
   ENOTFOUND: build('a host program is not installed'),
+  EPACKAGES: build('Debian packages are missing and hnforge is not root to install them'),
   ECOMMAND: build('a command exited non-zero'),
   ETIMEOUT: build('a command ran past its timeout'),
   ESIGNAL: build('a command was killed by a signal'),

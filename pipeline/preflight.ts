@@ -3,6 +3,7 @@
 
 import { access, constants, statfs } from 'node:fs/promises';
 import { HnError } from './errors.ts';
+import { toolsOf } from './host-tools.ts';
 import { HOST_TOOL_PACKAGES } from './seam/command.ts';
 import type { StageDef } from './stage.ts';
 import type { ResolvedProfile } from './profile-schema.ts';
@@ -15,9 +16,6 @@ export async function findOnPath(tool: string): Promise<boolean> {
   }
   return false;
 }
-
-/** The host tools the stages declare. */
-export const toolsOf = (stages: StageDef[]): string[] => [...new Set(stages.flatMap((s) => s.tools ?? []))];
 
 export async function missingTools(tools: string[]): Promise<string[]> {
   const missing: string[] = [];

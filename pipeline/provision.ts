@@ -19,6 +19,14 @@ import { grubConfig, grubEmbeddedConfig, type GrubConfigOptions } from './boot/g
 
 export type Runner = (command: Command, opts?: Omit<RunOptions, 'signal'>) => Promise<RunResult>;
 
+/** Every command provisioning may run (its host tools, installed before it starts). */
+export const PROVISION_COMMANDS = [
+  cmd.truncate, cmd.copySparse, cmd.sync,
+  bootCmd.partxList, bootCmd.partxUpdate, bootCmd.wipefsProbe, bootCmd.wipefsAll, bootCmd.blockdevSize,
+  bootCmd.sgdiskLayout, bootCmd.mkfsVfat, bootCmd.mkfsVfatAt, bootCmd.grubMkstandalone, bootCmd.mmd, bootCmd.mcopy,
+  bootCmd.mkfsExt4Device, bootCmd.mkfsExt4At, bootCmd.mkfsBtrfsImage, bootCmd.ddInto,
+];
+
 export interface ProvisionOptions {
   /** Block device (/dev/sdX, /dev/nvme0n1) or disk image file (created if missing and sizeBytes is given). */
   disk: string;
@@ -89,7 +97,7 @@ export async function listPartitions(disk: string, run: Runner = seamRun): Promi
 }
 
 async function signatures(disk: string, run: Runner): Promise<string[]> {
-  const { stdout } = await run({ file: 'wipefs', args: ['--no-act', '--json', disk], timeoutMs: 60_000 }, { capture: true });
+  const { stdout } = await run(bootCmd.wipefsProbe(disk), { capture: true });
   const parsed = JSON.parse(stdout || '{"signatures":[]}') as { signatures: { type: string; offset: string; label?: string | null }[] };
   return parsed.signatures.map((s) => `${s.type} at ${s.offset}${s.label ? ` (label ${s.label})` : ''}`);
 }
@@ -117,7 +125,7 @@ export async function planProvision(opts: ProvisionOptions): Promise<ProvisionPl
   if (diskExists) {
     blockDevice = await isBlockDevice(opts.disk);
     if (blockDevice) {
-      const { stdout } = await run({ file: 'blockdev', args: ['--getsize64', opts.disk], timeoutMs: 30_000 }, { capture: true });
+      const { stdout } = await run(bootCmd.blockdevSize(opts.disk), { capture: true });
       sizeBytes = Number(stdout.trim());
     } else {
       sizeBytes = (await stat(opts.disk)).size;
@@ -176,9 +184,9 @@ export async function provision(opts: ProvisionOptions): Promise<ProvisionResult
   }
   const workDir = await mkdtemp(join(opts.workDir ?? dirname(opts.image), '.hn-provision-'));
   try {
-    await run({ file: 'wipefs', args: ['--all', '--quiet', opts.disk], timeoutMs: 60_000 });
+    await run(bootCmd.wipefsAll(opts.disk));
     await run(bootCmd.sgdiskLayout(opts.disk, efiMiB));
-    if (plan.blockDevice) await run({ file: 'partx', args: ['--update', opts.disk], timeoutMs: 60_000 }, { okExitCodes: [0, 1] });
+    if (plan.blockDevice) await run(bootCmd.partxUpdate(opts.disk), { okExitCodes: [0, 1] });
     const parts = await listPartitions(opts.disk, run);
     const efi = parts.find((p) => p.nr === 1);
     const hostpart = parts.find((p) => p.nr === 2);
@@ -190,7 +198,7 @@ export async function provision(opts: ProvisionOptions): Promise<ProvisionResult
     // EFI-BOOT: FAT32, GRUB standalone, grub.cfg.
     const efiTarget = plan.blockDevice ? partNode(1) : opts.disk;
     const efiAddr = plan.blockDevice ? 0 : efiOff;
-    if (plan.blockDevice) await run({ file: 'mkfs.vfat', args: ['-F', '32', '-s', '1', '-n', 'EFI-BOOT', efiTarget], timeoutMs: 60_000 });
+    if (plan.blockDevice) await run(bootCmd.mkfsVfat(efiTarget, 'EFI-BOOT'));
     else await run(bootCmd.mkfsVfatAt(opts.disk, efi.startSector, Math.floor((efi.sectors * SECTOR) / 1024), 'EFI-BOOT'));
     const embedded = join(workDir, 'grub-embedded.cfg');
     await writeFile(embedded, grubEmbeddedConfig());
@@ -230,7 +238,7 @@ export async function provision(opts: ProvisionOptions): Promise<ProvisionResult
     }
     const hpKiB = Math.floor((hostpart.sectors * SECTOR) / 1024);
     if (plan.blockDevice) {
-      if (fs === 'ext4') await run({ file: 'mkfs.ext4', args: ['-F', '-q', '-L', 'hostpart', '-d', tree, partNode(2)], timeoutMs: 30 * 60_000 });
+      if (fs === 'ext4') await run(bootCmd.mkfsExt4Device(partNode(2), 'hostpart', tree));
       else await run(bootCmd.mkfsBtrfsImage(partNode(2), 'hostpart', tree));
     } else if (fs === 'ext4') {
       await run(bootCmd.mkfsExt4At(opts.disk, hpOff, hpKiB, 'hostpart', tree));

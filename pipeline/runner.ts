@@ -15,7 +15,7 @@ import { cmd } from './seam/command.ts';
 import { ResourceStack } from './seam/resources.ts';
 import { killRunningCommands, run } from './seam/run.ts';
 import type { StageDef } from './stage.ts';
-import { openStageIO } from './stage-io.ts';
+import { asStage, openStageIO } from './stage-io.ts';
 import { stagesFor } from './stages-table.ts';
 import { publishImage } from './publish/output.ts';
 import { acquireBuildLock } from './lock.ts';
@@ -157,9 +157,9 @@ async function buildTagged(opts: BuildOptions): Promise<BuildResult> {
         title: stage.title,
         run: async (progress) => {
           const t0 = Date.now();
-          const io = openStageIO(ctx.dryRun ? '/dev/null' : join(buildDir, 'logs', `${stage.name}.log`), abort.signal, progress);
+          const io = openStageIO(ctx.dryRun ? '/dev/null' : join(buildDir, 'logs', `${stage.name}.log`), abort.signal, progress, stage);
           try {
-            Object.assign(ctx, (await stage.run(ctx, io)) ?? {});
+            Object.assign(ctx, (await asStage(stage, () => stage.run(ctx, io))) ?? {});
           } finally {
             await io.close();
           }
@@ -243,10 +243,10 @@ async function buildTagged(opts: BuildOptions): Promise<BuildResult> {
         run: async (progress) => {
           const o = outcome(stage.name);
           const t0 = Date.now();
-          const io = openStageIO(join(buildDir, 'logs', `${String(i + 1).padStart(2, '0')}-${stage.name}.log`), abort.signal, progress);
+          const io = openStageIO(join(buildDir, 'logs', `${String(i + 1).padStart(2, '0')}-${stage.name}.log`), abort.signal, progress, stage);
           try {
             if (abort.signal.aborted) throw abort.signal.reason;
-            Object.assign(ctx, (await stage.run(ctx, io)) ?? {});
+            Object.assign(ctx, (await asStage(stage, () => stage.run(ctx, io))) ?? {});
             if (abort.signal.aborted) throw abort.signal.reason;
             await cache.saveOutputs(profile.name, stage.name, key, pick(ctx, (stage.outputs ?? []) as string[]));
             if (stage.checkpoint) {

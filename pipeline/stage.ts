@@ -2,6 +2,7 @@
 // behaviour lives in stages/<name>.ts.
 
 import type { BuildContext } from './context.ts';
+import type { CatalogueEntry } from './seam/catalogue.ts';
 import type { Command } from './seam/command.ts';
 import type { RunOptions, RunResult } from './seam/run.ts';
 
@@ -32,8 +33,13 @@ export interface StageDef {
   needsRoot: boolean;
   /** Bump when the stage's behaviour changes, so old cache entries stop matching. */
   version: number;
-  /** Host programs the stage runs (checked, and installed if missing, before the build). */
-  tools?: ReadonlyArray<string>;
+  /**
+   * The catalogue entries (cmd.mount, bootCmd.cpioCreate, ...) of every command
+   * the stage runs, also through helpers (mountOn) and releases it triggers.
+   * The build's host tools are derived from these (pipeline/host-tools.ts), and
+   * a command whose program is not declared here is refused while the stage runs.
+   */
+  commands?: ReadonlyArray<CatalogueEntry>;
   /** Snapshot the image after this stage so a later change resumes here. */
   checkpoint?: boolean;
   /** A failure here does not stop the build under --keep-going (nothing later needs its output). */

@@ -210,7 +210,7 @@ export async function buildInitramfs(opts: InitramfsOptions): Promise<InitramfsR
     await writeFile(s('etc/hn-modules'), early.files.join('\n') + '\n');
     await writeFile(s('etc/hn-modules-btrfs'), lateFiles.join('\n') + (lateFiles.length ? '\n' : ''));
     // The kernel opens /dev/console before /init runs; without the node /init has no output.
-    await opts.run({ file: 'mknod', args: ['-m', '600', s('dev/console'), 'c', '5', '1'], timeoutMs: 10_000 });
+    await opts.run(bootCmd.mknodChar(s('dev/console'), 5, 1));
     await opts.run(bootCmd.touchTree(stage, opts.epoch ?? 0));
 
     const out = `boot/initramfs-${version}.img`;
@@ -263,6 +263,7 @@ export const bootInitramfs: StageDef = {
   version: 1,
   inputs: (ctx) => ({ modules: ctx.profile.boot.modules, hostpartFilesystems: ctx.profile.boot.hostpartFilesystems }),
   files: (ctx) => BOOT_FILES.map((f) => join(ctx.repoDir, f)),
+  commands: [bootCmd.depmod, bootCmd.busyboxList, bootCmd.mknodChar, bootCmd.touchTree, bootCmd.cpioCreate, bootCmd.gzip],
   outputs: ['kernelVersion', 'initramfs'],
   plan: (ctx) => [
     `depmod -b ${ctx.root ?? '<root>'} <kernel version>`,

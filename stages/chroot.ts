@@ -35,7 +35,7 @@ export const BUILD_ONLY_FILES = ['usr/sbin/policy-rc.d', 'etc/resolv.conf'];
 
 export const chrootEnter: StageDef = {
   name: 'chroot-enter',
-  tools: ['chroot', 'mount'],
+  commands: [cmd.mount, cmd.umount],
   title: 'Enter the chroot',
   kind: 'attach',
   bases: ['debian', 'gentoo'],
@@ -83,6 +83,7 @@ export const chrootLeave: StageDef = {
   bases: ['debian', 'gentoo'],
   needsRoot: true,
   version: 1,
+  commands: [cmd.umount],
   plan: (ctx) => chrootMounts(join(ctx.buildDir, 'root')).reverse().map((m) => formatCommand(cmd.umount(m.target))),
   async run(ctx) {
     for (const h of [...(ctx.chrootHeld ?? [])].reverse()) await h.release();

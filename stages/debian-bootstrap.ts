@@ -5,7 +5,8 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { need } from '../pipeline/context.ts';
-import { formatCommand, type Command } from '../pipeline/seam/command.ts';
+import { entry } from '../pipeline/seam/catalogue.ts';
+import { cmd, formatCommand, type Command } from '../pipeline/seam/command.ts';
 import type { StageDef } from '../pipeline/stage.ts';
 import { mountsBelow, umountPatiently } from '../pipeline/seam/system.ts';
 import type { BuildContext } from '../pipeline/context.ts';
@@ -13,8 +14,7 @@ import { portablePath } from '../pipeline/portable-paths.ts';
 
 export const aptCacheDir = (ctx: BuildContext) => join(ctx.cacheDir, 'apt', 'archives');
 
-export function mmdebstrapCommand(opts: { suite: string; mirror: string; root: string; variant: string; components: string[]; aptCache: string }): Command {
-  return {
+export const mmdebstrapCommand = entry('mmdebstrap', (opts: { suite: string; mirror: string; root: string; variant: string; components: string[]; aptCache: string }): Command => ({
     file: 'mmdebstrap',
     args: [
       '--mode=root',
@@ -35,8 +35,7 @@ export function mmdebstrapCommand(opts: { suite: string; mirror: string; root: s
     ],
     timeoutMs: 20 * 60_000,
     env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C.UTF-8', TMPDIR: '/tmp' },
-  };
-}
+}));
 
 const commandFor = (ctx: BuildContext, root: string, aptCache = aptCacheDir(ctx)) => {
   const deb = ctx.profile.debian!;
@@ -47,7 +46,7 @@ export const debianBootstrap: StageDef = {
   name: 'debian-bootstrap',
   title: 'Bootstrap the Debian base (mmdebstrap)',
   kind: 'mutate',
-  tools: ['mmdebstrap'],
+  commands: [mmdebstrapCommand, cmd.umount],
   // A checkpoint here makes a changed package list, or an interrupted install, resume after the bootstrap.
   checkpoint: true,
   bases: ['debian'],

@@ -4,6 +4,7 @@
 
 import { join } from 'node:path';
 import { need, type BuildContext } from '../pipeline/context.ts';
+import { entry } from '../pipeline/seam/catalogue.ts';
 import { cmd, formatCommand, type Command } from '../pipeline/seam/command.ts';
 import { imageFs } from '../pipeline/seam/image-fs.ts';
 import { mountOn } from '../pipeline/seam/system.ts';
@@ -11,8 +12,8 @@ import type { StageDef } from '../pipeline/stage.ts';
 import { aptCacheDir } from './debian-bootstrap.ts';
 import { HnError } from '../pipeline/errors.ts';
 
-export function aptInstallCommand(root: string, packages: string[], installRecommends: boolean): Command {
-  return cmd.chroot(root, [
+export const aptInstallCommand = entry(cmd.chroot.programs, (root: string, packages: string[], installRecommends: boolean): Command =>
+  cmd.chroot(root, [
     'apt-get',
     'install',
     '--yes',
@@ -28,8 +29,7 @@ export function aptInstallCommand(root: string, packages: string[], installRecom
   30 * 60_000,
   // The image boots with hnforge's own initramfs; Debian's kernel hook honours INITRD=No and
   // skips building its own (two initramfs runs cost ~30 s per build).
-  { INITRD: 'No' });
-}
+  { INITRD: 'No' }));
 
 const command = (ctx: BuildContext, root: string) => aptInstallCommand(root, ctx.profile.packages, ctx.profile.debian!.installRecommends);
 
@@ -41,7 +41,7 @@ export const debianPackages: StageDef = {
   needsRoot: true,
   version: 3,
   checkpoint: true,
-  tools: ['chroot', 'cp', 'fsfreeze'],
+  commands: [aptInstallCommand, cmd.mount, cmd.umount],
   // The whole command line is the input: any change to how apt is called re-runs the stage.
   inputs: (ctx) => command(ctx, '/ROOT'),
   plan: (ctx) => [

@@ -38,7 +38,7 @@ export const gentooBinds: StageDef = {
   bases: ['gentoo'],
   needsRoot: true,
   version: 1,
-  tools: ['mount', 'umount'],
+  commands: [cmd.mount, cmd.umount],
   plan: (ctx) => [
     `assemble ${assembledOverlayDir(ctx)} from portage-overlay/ and ${NODE_FILES.map((f) => f.from).join(', ')}`,
     ...gentooBindMounts(ctx).map((b) =>
@@ -68,6 +68,7 @@ export const gentooUnbind: StageDef = {
   bases: ['gentoo'],
   needsRoot: true,
   version: 1,
+  commands: [cmd.umount],
   plan: (ctx) => gentooBindMounts(ctx).reverse().map((b) => formatCommand(cmd.umount(join(ctx.buildDir, 'root', b.image)))),
   async run(ctx) {
     for (const h of [...(ctx.gentooHeld ?? [])].reverse()) await h.release();

@@ -63,6 +63,7 @@ export const gentooEmerge: StageDef = {
   needsRoot: true,
   version: 1,
   checkpoint: true,
+  commands: [gentooCmd.getuto, gentooCmd.emerge],
   outputs: ['gentooEmerged', 'installedPackages'],
   inputs: (ctx) => ({ atoms: emergeAtoms(ctx.profile), binhost: gentooOf(ctx).binhost }),
   files: (ctx) => overlayInputFiles(ctx.repoDir),

@@ -122,7 +122,7 @@ export const gentooKernel: StageDef = {
   needsRoot: true,
   version: 1,
   checkpoint: true,
-  tools: ['cpio', 'gzip'],
+  commands: [gentooCmd.genkernel, bootCmd.touchTree, bootCmd.cpioCreate, bootCmd.gzip],
   outputs: ['gentooKernel'],
   inputs: (ctx) => ({ options: genkernelOptions(ctx), anchor: LINUXRC_ANCHOR }),
   files: (ctx) => [kernelFragmentFile(ctx), ...Object.keys(overlayFiles(ctx))],

@@ -24,7 +24,10 @@ export const gentooPortage: StageDef = {
   bases: ['gentoo'],
   needsRoot: true,
   version: 1,
-  tools: ['gpg', 'gpgv', 'xz', 'tar'],
+  commands: [
+    gentooCmd.gpgDearmor, gentooCmd.gpgvDetached, gentooCmd.xzDecompress, gentooCmd.tarExtract, // snapshot
+    gentooCmd.gitFetchCommit, gentooCmd.gpgImport, gentooCmd.gitVerifyCommit, gentooCmd.copyTree, // pinned git commit
+  ],
   inputs(ctx) {
     const g = gentooOf(ctx);
     return { config: portageConfig(g), repository: g.repository, mirrors: g.mirrors };

@@ -10,6 +10,7 @@ import { HnError } from '../pipeline/errors.ts';
 import type { StageDef } from '../pipeline/stage.ts';
 import { formatBytes, gentooOf, gentooTmp, keyringFile, type GentooStage3Info } from '../pipeline/gentoo/context.ts';
 import { indexUrl, stage3Urls } from '../pipeline/gentoo/index.ts';
+import { gentooCmd } from '../pipeline/gentoo/commands.ts';
 import { makeKeyring } from '../pipeline/gentoo/openpgp.ts';
 import { fetchVerifiedStage3, pruneStage3Cache, resolveEntry } from '../pipeline/gentoo/stage3.ts';
 
@@ -20,7 +21,7 @@ export const gentooStage3: StageDef = {
   bases: ['gentoo'],
   needsRoot: false,
   version: 1,
-  tools: ['gpg', 'gpgv'],
+  commands: [gentooCmd.gpgDearmor, gentooCmd.gpgvClearsigned, gentooCmd.gpgvDetached],
   outputs: ['gentooStage3'],
   plan(ctx) {
     const g = gentooOf(ctx);

@@ -20,7 +20,7 @@ export const gentooUnpack: StageDef = {
   bases: ['gentoo'],
   needsRoot: true,
   version: 1,
-  tools: ['xz', 'tar'],
+  commands: [gentooCmd.xzDecompress, gentooCmd.tarExtract],
   inputs: (ctx) => ({ sha512: ctx.gentooStage3?.sha512 ?? null, variant: gentooOf(ctx).variant }),
   plan(ctx) {
     const s = ctx.gentooStage3;

@@ -16,7 +16,7 @@ export const imageCreate: StageDef = {
   bases: ['debian', 'gentoo'],
   needsRoot: false,
   version: 1,
-  tools: ['truncate', 'mkfs.ext4', 'mkfs.btrfs'],
+  commands: [cmd.truncate, cmd.mkfs],
   inputs: (ctx) => ctx.profile.image,
   plan(ctx) {
     const image = join(ctx.buildDir, ctx.profile.image.fileName);

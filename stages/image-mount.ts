@@ -26,7 +26,8 @@ export const imageMount: StageDef = {
   name: 'image-mount',
   title: 'Loop-mount the image',
   kind: 'attach',
-  tools: ['losetup', 'mount', 'umount'],
+  // Detach and umount: the releases it registers (run by the seal, or the unwind).
+  commands: [cmd.losetupAttach, cmd.mount, cmd.umount, cmd.losetupDetach],
   bases: ['debian', 'gentoo'],
   needsRoot: true,
   version: 1,

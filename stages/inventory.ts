@@ -13,6 +13,7 @@ export const inventory: StageDef = {
   version: 1,
   // Only the report needs it: under --keep-going a failure here still publishes the image.
   optional: true,
+  commands: [cmd.chroot],
   outputs: ['installedPackages'],
   plan: () => ["chroot ROOT dpkg-query -W -f '${Package}\\t${Version}\\n'"],
   async run(ctx, io) {

@@ -11,7 +11,8 @@ export const seal: StageDef = {
   name: 'seal',
   title: 'Seal the image (trim, unmount, fsck)',
   kind: 'finish',
-  tools: ['fstrim', 'e2fsck', 'btrfs', 'openssl'],
+  // umount and detach: it releases what image-mount holds.
+  commands: [cmd.fstrim, cmd.umount, cmd.losetupDetach, cmd.e2fsck, cmd.btrfsCheck],
   bases: ['debian', 'gentoo'],
   needsRoot: true,
   version: 1,

@@ -13,6 +13,8 @@
 
 import { stat, writeFile } from 'node:fs/promises';
 import { HnError } from '../errors.ts';
+import { entry } from '../seam/catalogue.ts';
+import type { Command } from '../seam/command.ts';
 import { run } from '../seam/run.ts';
 
 import { SIDECAR } from './contract.ts';
@@ -51,8 +53,10 @@ export function parseSidecar(text: string): Sidecar {
  * Node stream took 68 s and a read loop 27 s (the zeros of the holes are
  * hashed too, so the apparent size is what costs).
  */
+export const sha256Command = entry('openssl', (path: string): Command => ({ file: 'openssl', args: ['dgst', '-sha256', '-r', path], timeoutMs: 15 * 60_000 }));
+
 export async function sha256File(path: string): Promise<string> {
-  const { stdout } = await run({ file: 'openssl', args: ['dgst', '-sha256', '-r', path], timeoutMs: 15 * 60_000 }, { capture: true });
+  const { stdout } = await run(sha256Command(path), { capture: true });
   const hex = stdout.trim().split(/\s+/)[0] ?? '';
   if (!/^[0-9a-f]{64}$/.test(hex)) throw new HnError('ESIDECAR', `openssl printed no sha256 for ${path}`);
   return hex;

@@ -2,6 +2,7 @@
 // Tests check these argv lists without running anything, and the dry run
 // prints them exactly as a real run executes them.
 
+import { entry } from '../seam/catalogue.ts';
 import { type Command, cmd } from '../seam/command.ts';
 
 const MINUTE = 60_000;
@@ -23,27 +24,30 @@ export interface GenkernelOptions {
 
 export const gentooCmd = {
   /** Turns an armored public key file into a binary keyring gpgv can read. */
-  gpgDearmor: (homedir: string, armoredKey: string, keyring: string) =>
-    c('gpg', ['--batch', '--no-tty', '--homedir', homedir, '--yes', '--dearmor', '--output', keyring, armoredKey]),
+  gpgDearmor: entry('gpg', (homedir: string, armoredKey: string, keyring: string) =>
+    c('gpg', ['--batch', '--no-tty', '--homedir', homedir, '--yes', '--dearmor', '--output', keyring, armoredKey])),
+
+  /** Imports keys into a keyring made for one check (the pinned repository commit's signer). */
+  gpgImport: entry('gpg', (homedir: string, keyFile: string) => c('gpg', ['--batch', '--homedir', homedir, '--import', keyFile])),
 
   /**
    * Verifies a detached signature. gpgv trusts every key of the keyring and
    * nothing else; status lines go to stdout (fd 1) for the fingerprint check,
    * human messages to stderr. Exit code 1 = bad signature, 2 = missing key.
    */
-  gpgvDetached: (keyring: string, signature: string, file: string) =>
-    c('gpgv', ['--status-fd', '1', '--keyring', keyring, signature, file], 10 * MINUTE),
+  gpgvDetached: entry('gpgv', (keyring: string, signature: string, file: string) =>
+    c('gpgv', ['--status-fd', '1', '--keyring', keyring, signature, file], 10 * MINUTE)),
 
   /** Verifies a clearsigned file and writes only the signed text to `output`. */
-  gpgvClearsigned: (keyring: string, signedFile: string, output: string) =>
-    c('gpgv', ['--status-fd', '1', '--keyring', keyring, '--output', output, signedFile]),
+  gpgvClearsigned: entry('gpgv', (keyring: string, signedFile: string, output: string) =>
+    c('gpgv', ['--status-fd', '1', '--keyring', keyring, '--output', output, signedFile])),
 
   /** Decompresses an .xz file to a plain file (the tar that is scanned is the tar that is extracted). */
-  xzDecompress: (input: string, output: string) =>
-    c('sh', ['-c', 'exec xz --decompress --stdout -- "$1" > "$2"', 'hnforge-xz', input, output], 15 * MINUTE),
+  xzDecompress: entry(['sh', 'xz'], (input: string, output: string) =>
+    c('sh', ['-c', 'exec xz --decompress --stdout -- "$1" > "$2"', 'hnforge-xz', input, output], 15 * MINUTE)),
 
   /** Gentoo's documented stage3 unpack: keep permissions, xattrs (file capabilities) and numeric owners. */
-  tarExtract: (tarFile: string, root: string, opts: { stripComponents?: number } = {}) =>
+  tarExtract: entry('tar', (tarFile: string, root: string, opts: { stripComponents?: number } = {}) =>
     c(
       'tar',
       [
@@ -54,13 +58,13 @@ export const gentooCmd = {
         '-C', root,
       ],
       20 * MINUTE,
-    ),
+    )),
 
   /** Sets up the keyring portage uses to check the binhost's package signatures. */
-  getuto: (root: string) => cmd.chroot(root, ['getuto'], 5 * MINUTE),
+  getuto: entry(cmd.chroot.programs, (root: string) => cmd.chroot(root, ['getuto'], 5 * MINUTE)),
 
   /** Emerges the profile's packages (adding them to @world) and updates @world around them. */
-  emerge: (root: string, atoms: string[], opts: { jobs?: number } = {}) =>
+  emerge: entry(cmd.chroot.programs, (root: string, atoms: string[], opts: { jobs?: number } = {}) =>
     cmd.chroot(
       root,
       [
@@ -71,10 +75,10 @@ export const gentooCmd = {
         '@world', ...atoms,
       ],
       12 * HOUR,
-    ),
+    )),
 
   /** Rebuilds kernel and initramfs with the hnforge linuxrc and boot module. */
-  genkernel: (root: string, o: GenkernelOptions) =>
+  genkernel: entry(cmd.chroot.programs, (root: string, o: GenkernelOptions) =>
     cmd.chroot(
       root,
       [
@@ -95,18 +99,18 @@ export const gentooCmd = {
         'all',
       ],
       6 * HOUR,
-    ),
+    )),
 
   /** Pins a git checkout of the Gentoo repository to one commit (profile.gentoo.repository.gitCommit). */
-  gitFetchCommit: (dir: string, url: string, commit: string): Command[] => [
+  gitFetchCommit: entry('git', (dir: string, url: string, commit: string): Command[] => [
     c('git', ['init', '--quiet', dir]),
     c('git', ['-C', dir, 'fetch', '--depth=1', url, commit], 60 * MINUTE),
     c('git', ['-C', dir, 'checkout', '--quiet', '--detach', commit], 10 * MINUTE),
-  ],
-  /** Checks the pinned commit's OpenPGP signature with a keyring made for the purpose. */
-  gitVerifyCommit: (dir: string, gnupgHome: string, commit: string): Command => ({
+  ]),
+  /** Checks the pinned commit's OpenPGP signature with a keyring made for the purpose (git runs gpg for it). */
+  gitVerifyCommit: entry(['git', 'gpg'], (dir: string, gnupgHome: string, commit: string): Command => ({
     ...c('git', ['-C', dir, 'verify-commit', '--raw', commit]),
     env: { GNUPGHOME: gnupgHome, PATH: process.env.PATH ?? '/usr/bin:/bin' },
-  }),
-  copyTree: (from: string, to: string) => c('cp', ['-a', '--', `${from}/.`, to], 20 * MINUTE),
+  })),
+  copyTree: entry('cp', (from: string, to: string) => c('cp', ['-a', '--', `${from}/.`, to], 20 * MINUTE)),
 };

@@ -108,7 +108,7 @@ export async function installGitCommit(opts: {
   await mkdir(opts.tmpDir, { recursive: true });
   const home = await mkdtemp(join(opts.tmpDir, 'hnforge-gnupg-'));
   try {
-    await runner({ file: 'gpg', args: ['--batch', '--homedir', home, '--import', opts.keyringFile], timeoutMs: 60_000 });
+    await runner(gentooCmd.gpgImport(home, opts.keyringFile));
     try {
       await runner(gentooCmd.gitVerifyCommit(dir, home, opts.commit));
     } catch (e) {

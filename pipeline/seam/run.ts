@@ -8,6 +8,7 @@ import { createInterface } from 'node:readline';
 import { HnError } from '../errors.ts';
 import { buildTagEnv } from './build-tag.ts';
 import { type Command, formatCommand, HOST_TOOL_PACKAGES } from './command.ts';
+import { assertDeclared } from './declared.ts';
 
 export interface RunOptions {
   /** Receives every output line (stdout and stderr interleaved). */
@@ -51,6 +52,7 @@ export function runningCommandCount(): number {
 
 export async function run(command: Command, opts: RunOptions = {}): Promise<RunResult> {
   const shown = formatCommand(command);
+  assertDeclared(command);
   if (opts.signal?.aborted) throw new HnError('EABORTED', `not started (build is stopping): ${shown}`);
   const stdin = command.input === undefined ? 'ignore' : 'pipe';
   const child = execa(command.file, command.args, {
@@ -95,8 +97,14 @@ export async function run(command: Command, opts: RunOptions = {}): Promise<RunR
   opts.signal?.removeEventListener('abort', onAbort);
   if (pid !== undefined) live.delete(pid);
 
+  // Only the exec itself failing with ENOENT means the program is missing. Exit
+  // code 127 comes from the program (chroot ROOT cmd, sh -c) not finding
+  // something of its own, and is reported below as that command's failure.
   const code = (result as { code?: string }).code;
-  if (code === 'ENOENT' || result.exitCode === 127) {
+  if (code === 'ENOENT' && result.exitCode === undefined && command.cwd && /"cwd" option is invalid/.test(String((result as { message?: string }).message))) {
+    throw new HnError('ECOMMAND', `working directory ${command.cwd} does not exist: ${shown}`);
+  }
+  if (code === 'ENOENT' && result.exitCode === undefined) {
     const pkg = HOST_TOOL_PACKAGES[command.file];
     throw new HnError('ENOTFOUND', `${command.file} not found${pkg ? ` (install the Debian package ${pkg})` : ''}`);
   }

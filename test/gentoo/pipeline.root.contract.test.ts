@@ -18,7 +18,7 @@ import { HnError } from '../../pipeline/errors.ts';
 import { profileSchema, type ResolvedProfile } from '../../pipeline/profile-schema.ts';
 import { ResourceStack } from '../../pipeline/seam/resources.ts';
 import type { StageDef } from '../../pipeline/stage.ts';
-import { openStageIO } from '../../pipeline/stage-io.ts';
+import { asStage, openStageIO } from '../../pipeline/stage-io.ts';
 import { chrootEnter, chrootLeave } from '../../stages/chroot.ts';
 import { gentooBinds, gentooUnbind } from '../../stages/gentoo-binds.ts';
 import { gentooEmerge } from '../../stages/gentoo-emerge.ts';
@@ -82,9 +82,10 @@ async function harness(profile: ResolvedProfile, base: string): Promise<Harness>
     ctx,
     progress,
     async run(stage) {
-      const io = openStageIO(join(buildDir, 'logs', `${stage.name}.log`), abort.signal, (t) => progress.push(t));
+      const io = openStageIO(join(buildDir, 'logs', `${stage.name}.log`), abort.signal, (t) => progress.push(t), stage);
       try {
-        Object.assign(ctx, (await stage.run(ctx, io)) ?? {});
+        // As the runner does: every command the stage starts must be one it declared.
+        Object.assign(ctx, (await asStage(stage, () => stage.run(ctx, io))) ?? {});
       } finally {
         await io.close();
       }

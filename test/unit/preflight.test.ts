@@ -5,10 +5,12 @@ import { describe, expect, it } from 'vitest';
 import { HnError } from '../../pipeline/errors.ts';
 import { preflight } from '../../pipeline/preflight.ts';
 import { resolveProfile } from '../../pipeline/profiles.ts';
+import { entry } from '../../pipeline/seam/catalogue.ts';
 import type { StageDef } from '../../pipeline/stage.ts';
 
 const profiles = join(import.meta.dirname, '../../profiles');
-const stage = (tools: string[]): StageDef => ({ name: 's', title: 's', kind: 'mutate', bases: ['debian'], needsRoot: true, version: 1, tools, run: async () => {} });
+const running = (tools: string[]) => entry(tools, () => ({ file: tools[0]!, args: [] }));
+const stage = (tools: string[]): StageDef => ({ name: 's', title: 's', kind: 'mutate', bases: ['debian'], needsRoot: true, version: 1, commands: [running(tools)], run: async () => {} });
 
 describe('preflight', () => {
   it('reports every problem at once: not root, each missing tool with its package, too little disk', async () => {

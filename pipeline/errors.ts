@@ -26,7 +26,7 @@ const preflight = (meaning: string): ErrorKind => ({ exit: EXIT.preflight, meani
 export const ERRORS = {
   // The command line and the checks before any work.
   EUSAGE: usage('unknown option, stage or command, or options that cannot be combined'),
-  ECONFIRM: usage('a destructive command needs --yes'),
+  ECONFIRM: build('a destructive command was not confirmed with --yes'),
   EPREFLIGHT: preflight('not root, host tools missing, too little disk space'),
   EPROFILE: preflight('unknown or invalid profile'),
   ENOMIRROR: preflight('no Debian mirror known for the suite'),

@@ -16,13 +16,6 @@ export interface BuildReport {
   stages: { name: string; status: string; seconds: number }[];
 }
 
-declare module './context.ts' {
-  interface BuildContext {
-    /** Every package installed in the image, with its version (filled by the inventory stage). */
-    installedPackages?: { name: string; version: string }[];
-  }
-}
-
 const MiB = 1024 * 1024;
 
 export function summarise(r: BuildReport): string {

@@ -5,7 +5,9 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StageCache } from './cache.ts';
-import { need, type BuildContext } from './context.ts';
+import type { BuildContext } from './context.ts';
+import { checkFactOrder, checkProvided, cachedFacts } from './facts.ts';
+import { buildPaths, deepFreeze, stageLogFile } from './plan.ts';
 import { HnError, InterruptedError } from './errors.ts';
 import { hashFile, hashValue } from './hash.ts';
 import { portablePath } from './portable-paths.ts';
@@ -85,11 +87,6 @@ export async function stageKeys(stages: StageDef[], ctx: BuildContext): Promise<
   return keys;
 }
 
-function pick(ctx: BuildContext, fields: ReadonlyArray<string>): Record<string, unknown> {
-  const rec = ctx as unknown as Record<string, unknown>;
-  return Object.fromEntries(fields.filter((f) => rec[f] !== undefined).map((f) => [f, rec[f]]));
-}
-
 /** Builds a profile; every command it runs carries its build directory (seam/build-tag.ts). */
 export function build(opts: BuildOptions): Promise<BuildResult> {
   return withBuildTag(() => buildTagged(opts));
@@ -104,16 +101,19 @@ async function buildTagged(opts: BuildOptions): Promise<BuildResult> {
       throw new HnError('EUSAGE', `unknown stage '${requested}' for profile ${profile.name}; stages: ${names.join(', ')}`);
     }
   }
-  const buildDir = join(opts.cacheDir, 'build', profile.name);
+  checkFactOrder(stages);
+  // The frozen plan: the profile and every path, computed here once.
+  const paths = buildPaths(profile, opts);
+  const buildDir = paths.build;
   const ctx: BuildContext = {
-    profile,
-    repoDir: opts.repoDir,
+    profile: deepFreeze(profile),
+    paths,
+    repoDir: paths.repo,
     buildDir,
-    cacheDir: opts.cacheDir,
-    outputDir: opts.outputDir,
+    cacheDir: paths.cache,
+    outputDir: paths.output,
     stack: new ResourceStack(),
     dryRun: Boolean(opts.dryRun),
-    workImage: join(buildDir, profile.image.fileName),
   };
   const cache = new StageCache(opts.cacheDir);
   const outcomes: StageOutcome[] = stages.map((s) => ({ name: s.name, kind: s.kind, status: 'not-run', seconds: 0 }));
@@ -147,7 +147,7 @@ async function buildTagged(opts: BuildOptions): Promise<BuildResult> {
       }
       assertRecovered(recovery, buildDir);
       tagCommandsWith(await canonicalBuildDir(buildDir));
-      await mkdir(join(buildDir, 'logs'), { recursive: true });
+      await mkdir(paths.logs, { recursive: true });
     }
     // 1. Compute stages: cheap or network-bound (a stage3 download), no effect on the image;
     //    they also run in a dry run. Shown with progress like every other stage.
@@ -157,9 +157,10 @@ async function buildTagged(opts: BuildOptions): Promise<BuildResult> {
         title: stage.title,
         run: async (progress) => {
           const t0 = Date.now();
-          const io = openStageIO(ctx.dryRun ? '/dev/null' : join(buildDir, 'logs', `${stage.name}.log`), abort.signal, progress, stage);
+          const io = openStageIO(ctx.dryRun ? '/dev/null' : join(paths.logs, `${stage.name}.log`), abort.signal, progress, stage);
           try {
             Object.assign(ctx, (await asStage(stage, () => stage.run(ctx, io))) ?? {});
+            if (!ctx.dryRun) checkProvided(stage, ctx);
           } finally {
             await io.close();
           }
@@ -205,7 +206,7 @@ async function buildTagged(opts: BuildOptions): Promise<BuildResult> {
     }
 
     // 4. Restore: the finished image or the newest usable checkpoint.
-    const workImage = need(ctx, 'workImage');
+    const workImage = paths.workImage;
     if (finishedInCache) {
       for (const s of work) {
         Object.assign(ctx, (await cache.loadOutputs(profile.name, s.name, keys.get(s.name)!)) ?? {});
@@ -243,12 +244,13 @@ async function buildTagged(opts: BuildOptions): Promise<BuildResult> {
         run: async (progress) => {
           const o = outcome(stage.name);
           const t0 = Date.now();
-          const io = openStageIO(join(buildDir, 'logs', `${String(i + 1).padStart(2, '0')}-${stage.name}.log`), abort.signal, progress, stage);
+          const io = openStageIO(stageLogFile(paths, i, stage.name), abort.signal, progress, stage);
           try {
             if (abort.signal.aborted) throw abort.signal.reason;
             Object.assign(ctx, (await asStage(stage, () => stage.run(ctx, io))) ?? {});
             if (abort.signal.aborted) throw abort.signal.reason;
-            await cache.saveOutputs(profile.name, stage.name, key, pick(ctx, (stage.outputs ?? []) as string[]));
+            checkProvided(stage, ctx);
+            await cache.saveOutputs(profile.name, stage.name, key, cachedFacts(stage, ctx));
             if (stage.checkpoint) {
               progress('saving checkpoint');
               await saveCheckpoint(ctx, cache, stage.name, key);
@@ -298,7 +300,7 @@ async function buildTagged(opts: BuildOptions): Promise<BuildResult> {
     const { released, failed } = await ctx.stack.unwind();
     result.cleaned = released;
     if (released.length && opts.progress !== 'silent') process.stderr.write(`hnforge: released ${released.join(', ')}\n`);
-    if (!result.ok && !ctx.dryRun) await rm(join(buildDir, profile.image.fileName), { force: true });
+    if (!result.ok && !ctx.dryRun) await rm(paths.workImage, { force: true });
     if (failed.length) {
       // Cleanup that failed is worse than the build failing: say exactly what is left, and keep
       // the reason the build stopped (if it did) in front.
@@ -314,7 +316,7 @@ async function buildTagged(opts: BuildOptions): Promise<BuildResult> {
 
 /** Freezes the mounted image (if any) so the snapshot is consistent, then copies it into the cache. */
 async function saveCheckpoint(ctx: BuildContext, cache: StageCache, stage: string, key: string) {
-  const image = need(ctx, 'workImage');
+  const image = ctx.paths.workImage;
   if (ctx.root) {
     // Sync, then trim: blocks freed inside the image (deleted lists, dpkg temp files) would
     // otherwise still be allocated in the file and be copied into the snapshot, and ext4 only

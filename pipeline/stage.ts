@@ -1,7 +1,7 @@
 // What a stage is. The table of stages lives in pipeline/stages-table.ts; the
 // behaviour lives in stages/<name>.ts.
 
-import type { BuildContext } from './context.ts';
+import type { BuildContext, FactName } from './context.ts';
 import type { CatalogueEntry } from './seam/catalogue.ts';
 import type { Command } from './seam/command.ts';
 import type { RunOptions, RunResult } from './seam/run.ts';
@@ -48,8 +48,10 @@ export interface StageDef {
   inputs?(ctx: BuildContext): unknown;
   /** Files whose content this stage reads (hashed into its key). */
   files?(ctx: BuildContext): string[];
-  /** Context fields this stage sets; restored from the cache when the stage is skipped. */
-  outputs?: ReadonlyArray<keyof BuildContext | string>;
+  /** Facts (pipeline/context.ts) earlier stages must have provided; checked when the table is loaded. */
+  needs?: readonly FactName[];
+  /** Facts this stage sets; checked after it runs; the cached ones are restored when it is skipped. */
+  provides?: readonly FactName[];
   /** Human-readable commands a dry run prints instead of running the stage. */
   plan?(ctx: BuildContext): string[];
   run(ctx: BuildContext, io: StageIO): Promise<Partial<BuildContext> | void>;

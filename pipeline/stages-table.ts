@@ -2,6 +2,7 @@
 // needs root, whether it is cached and checkpointed: all of it is declared on
 // the stage objects listed here; the runner reads nothing else.
 
+import { checkFactOrder } from './facts.ts';
 import type { StageDef } from './stage.ts';
 import { debianMirror } from '../stages/debian-mirror.ts';
 import { imageCreate } from '../stages/image-create.ts';
@@ -50,3 +51,6 @@ export const STAGES: readonly StageDef[] = [
 export function stagesFor(base: 'debian' | 'gentoo'): StageDef[] {
   return STAGES.filter((s) => s.bases.includes(base));
 }
+
+// At load: every fact a stage needs is provided by an earlier stage of its base.
+for (const base of ['debian', 'gentoo'] as const) checkFactOrder(stagesFor(base));

@@ -16,15 +16,6 @@ import { imageFs } from '../pipeline/seam/image-fs.ts';
 import type { RunOptions, RunResult } from '../pipeline/seam/run.ts';
 import type { StageDef } from '../pipeline/stage.ts';
 
-declare module '../pipeline/context.ts' {
-  interface BuildContext {
-    /** Kernel version the image boots (its /boot/kernel target). */
-    kernelVersion?: string;
-    /** Path inside the image of the initramfs this build wrote (/boot/initramfs-<ver>.img). */
-    initramfs?: string;
-  }
-}
-
 export const BOOT_FILES = ['boot/init', 'boot/shutdown', 'boot/hn-boot.sh'] as const;
 
 type Runner = (command: Command, opts?: Omit<RunOptions, 'signal'>) => Promise<RunResult>;
@@ -256,6 +247,8 @@ export async function buildInitramfs(opts: InitramfsOptions): Promise<InitramfsR
 
 export const bootInitramfs: StageDef = {
   name: 'boot-initramfs',
+  needs: ['root', 'kernel'],
+  provides: ['initramfs'],
   title: 'Build the boot-chain initramfs (busybox, hn-boot.sh, exitrd)',
   kind: 'mutate',
   bases: ['debian'],
@@ -264,7 +257,6 @@ export const bootInitramfs: StageDef = {
   inputs: (ctx) => ({ modules: ctx.profile.boot.modules, hostpartFilesystems: ctx.profile.boot.hostpartFilesystems }),
   files: (ctx) => BOOT_FILES.map((f) => join(ctx.repoDir, f)),
   commands: [bootCmd.depmod, bootCmd.busyboxList, bootCmd.mknodChar, bootCmd.touchTree, bootCmd.cpioCreate, bootCmd.gzip],
-  outputs: ['kernelVersion', 'initramfs'],
   plan: (ctx) => [
     `depmod -b ${ctx.root ?? '<root>'} <kernel version>`,
     `initramfs: busybox-static + ${ctx.profile.boot.modules.length} modules (+ dependencies) + boot/init, boot/shutdown, boot/hn-boot.sh`,
@@ -274,6 +266,7 @@ export const bootInitramfs: StageDef = {
     const root = need(ctx, 'root');
     const result = await buildInitramfs({
       root,
+      kernelVersion: need(ctx, 'kernel').version,
       modules: ctx.profile.boot.modules,
       repoDir: ctx.repoDir,
       workDir: ctx.buildDir,
@@ -282,6 +275,6 @@ export const bootInitramfs: StageDef = {
       run: (command, opts) => io.run(command, opts),
       log: (line) => io.log(line),
     });
-    return { kernelVersion: result.kernelVersion, initramfs: `/boot/initramfs-${result.kernelVersion}.img` };
+    return { initramfs: `/boot/initramfs-${result.kernelVersion}.img` };
   },
 };

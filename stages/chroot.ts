@@ -10,12 +10,6 @@ import type { Held } from '../pipeline/seam/resources.ts';
 import { endProcessesIn, mountOn } from '../pipeline/seam/system.ts';
 import type { StageDef } from '../pipeline/stage.ts';
 
-declare module '../pipeline/context.ts' {
-  interface BuildContext {
-    chrootHeld?: Held[];
-  }
-}
-
 /** Kernel filesystems mounted into the chroot, in mount order. */
 export function chrootMounts(root: string): { source: string; image: string; target: string; opts: Parameters<typeof cmd.mount>[2] }[] {
   const at = (image: string) => ({ image, target: join(root, image) });
@@ -35,13 +29,15 @@ export const BUILD_ONLY_FILES = ['usr/sbin/policy-rc.d', 'etc/resolv.conf'];
 
 export const chrootEnter: StageDef = {
   name: 'chroot-enter',
+  needs: ['root'],
+  provides: ['chrootHeld'],
   commands: [cmd.mount, cmd.umount],
   title: 'Enter the chroot',
   kind: 'attach',
   bases: ['debian', 'gentoo'],
   needsRoot: true,
   version: 1,
-  plan: (ctx) => chrootMounts(join(ctx.buildDir, 'root')).map((m) => formatCommand(cmd.mount(m.source, m.target, m.opts))),
+  plan: (ctx) => chrootMounts(ctx.paths.root).map((m) => formatCommand(cmd.mount(m.source, m.target, m.opts))),
   async run(ctx, io) {
     const root = need(ctx, 'root');
     const image = imageFs(root);
@@ -78,13 +74,14 @@ export const chrootEnter: StageDef = {
 
 export const chrootLeave: StageDef = {
   name: 'chroot-leave',
+  needs: ['chrootHeld'],
   title: 'Leave the chroot',
   kind: 'attach',
   bases: ['debian', 'gentoo'],
   needsRoot: true,
   version: 1,
   commands: [cmd.umount],
-  plan: (ctx) => chrootMounts(join(ctx.buildDir, 'root')).reverse().map((m) => formatCommand(cmd.umount(m.target))),
+  plan: (ctx) => chrootMounts(ctx.paths.root).reverse().map((m) => formatCommand(cmd.umount(m.target))),
   async run(ctx) {
     for (const h of [...(ctx.chrootHeld ?? [])].reverse()) await h.release();
     return { chrootHeld: [] };

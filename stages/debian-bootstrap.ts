@@ -12,7 +12,6 @@ import { mountsBelow, umountPatiently } from '../pipeline/seam/system.ts';
 import type { BuildContext } from '../pipeline/context.ts';
 import { portablePath } from '../pipeline/portable-paths.ts';
 
-export const aptCacheDir = (ctx: BuildContext) => join(ctx.cacheDir, 'apt', 'archives');
 
 export const mmdebstrapCommand = entry('mmdebstrap', (opts: { suite: string; mirror: string; root: string; variant: string; components: string[]; aptCache: string }): Command => ({
     file: 'mmdebstrap',
@@ -37,13 +36,14 @@ export const mmdebstrapCommand = entry('mmdebstrap', (opts: { suite: string; mir
     env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C.UTF-8', TMPDIR: '/tmp' },
 }));
 
-const commandFor = (ctx: BuildContext, root: string, aptCache = aptCacheDir(ctx)) => {
+const commandFor = (ctx: BuildContext, root: string, aptCache = ctx.paths.aptArchives) => {
   const deb = ctx.profile.debian!;
   return mmdebstrapCommand({ suite: deb.suite, mirror: ctx.mirror ?? '$MIRROR', root, variant: deb.variant, components: deb.components, aptCache });
 };
 
 export const debianBootstrap: StageDef = {
   name: 'debian-bootstrap',
+  needs: ['mirror', 'root'],
   title: 'Bootstrap the Debian base (mmdebstrap)',
   kind: 'mutate',
   commands: [mmdebstrapCommand, cmd.umount],
@@ -53,11 +53,11 @@ export const debianBootstrap: StageDef = {
   needsRoot: true,
   version: 1,
   // The cache as <cache>: moving it must not change the key (pipeline/portable-paths.ts).
-  inputs: (ctx) => ({ command: commandFor(ctx, '/ROOT', portablePath(ctx, aptCacheDir(ctx))), mirrorDate: ctx.mirrorDate }),
-  plan: (ctx) => [formatCommand(commandFor(ctx, join(ctx.buildDir, 'root')))],
+  inputs: (ctx) => ({ command: commandFor(ctx, '/ROOT', portablePath(ctx, ctx.paths.aptArchives)), mirrorDate: ctx.mirrorDate }),
+  plan: (ctx) => [formatCommand(commandFor(ctx, ctx.paths.root))],
   async run(ctx, io) {
     const root = need(ctx, 'root');
-    await mkdir(aptCacheDir(ctx), { recursive: true });
+    await mkdir(ctx.paths.aptArchives, { recursive: true });
     let n = 0;
     await io.run(commandFor(ctx, root), {
       onLine: (line) => {

@@ -8,13 +8,6 @@ import { join } from 'node:path';
 import { HnError } from '../pipeline/errors.ts';
 import type { StageDef } from '../pipeline/stage.ts';
 
-declare module '../pipeline/context.ts' {
-  interface BuildContext {
-    /** `Date:` of the mirror's InRelease for the suite (cache key input). */
-    mirrorDate?: string;
-  }
-}
-
 interface AptSource {
   uri: string;
   suites: string[];
@@ -71,12 +64,12 @@ export async function mirrorReleaseDate(mirror: string, suite: string, timeoutMs
 
 export const debianMirror: StageDef = {
   name: 'debian-mirror',
+  provides: ['mirror', 'mirrorDate'],
   title: 'Resolve the Debian mirror',
   kind: 'compute',
   bases: ['debian'],
   needsRoot: false,
   version: 1,
-  outputs: ['mirror', 'mirrorDate'],
   async run(ctx, io) {
     const deb = ctx.profile.debian!;
     const mirror = deb.mirror?.replace(/\/+$/, '') ?? (await hostMirror(deb.suite));

@@ -9,7 +9,6 @@ import { cmd, formatCommand, type Command } from '../pipeline/seam/command.ts';
 import { imageFs } from '../pipeline/seam/image-fs.ts';
 import { mountOn } from '../pipeline/seam/system.ts';
 import type { StageDef } from '../pipeline/stage.ts';
-import { aptCacheDir } from './debian-bootstrap.ts';
 import { HnError } from '../pipeline/errors.ts';
 
 export const aptInstallCommand = entry(cmd.chroot.programs, (root: string, packages: string[], installRecommends: boolean): Command =>
@@ -35,6 +34,7 @@ const command = (ctx: BuildContext, root: string) => aptInstallCommand(root, ctx
 
 export const debianPackages: StageDef = {
   name: 'debian-packages',
+  needs: ['mirror', 'root'],
   title: 'Install the profile packages (apt)',
   kind: 'mutate',
   bases: ['debian'],
@@ -45,14 +45,14 @@ export const debianPackages: StageDef = {
   // The whole command line is the input: any change to how apt is called re-runs the stage.
   inputs: (ctx) => command(ctx, '/ROOT'),
   plan: (ctx) => [
-    formatCommand(cmd.mount(aptCacheDir(ctx), join(ctx.buildDir, 'root/var/cache/apt/archives'), { bind: true })),
-    formatCommand(command(ctx, join(ctx.buildDir, 'root'))),
+    formatCommand(cmd.mount(ctx.paths.aptArchives, join(ctx.paths.root, 'var/cache/apt/archives'), { bind: true })),
+    formatCommand(command(ctx, ctx.paths.root)),
   ],
   async run(ctx, io) {
     const root = need(ctx, 'root');
     const image = imageFs(root);
     // Resolved inside the image: a bind mount through an image's symlink would cover a host directory.
-    const cacheMount = await mountOn(ctx.stack, aptCacheDir(ctx), await image.mkdirp('var/cache/apt/archives'), { bind: true });
+    const cacheMount = await mountOn(ctx.stack, ctx.paths.aptArchives, await image.mkdirp('var/cache/apt/archives'), { bind: true });
     try {
       let total = 0;
       let done = 0;

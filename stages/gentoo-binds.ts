@@ -33,6 +33,8 @@ export function gentooBindMounts(ctx: { cacheDir: string; buildDir: string }) {
 
 export const gentooBinds: StageDef = {
   name: 'gentoo-binds',
+  needs: ['root'],
+  provides: ['gentooHeld'],
   title: 'Bind the package caches and the overlay into the image',
   kind: 'attach',
   bases: ['gentoo'],
@@ -63,6 +65,7 @@ export const gentooBinds: StageDef = {
 
 export const gentooUnbind: StageDef = {
   name: 'gentoo-unbind',
+  needs: ['gentooHeld'],
   title: 'Release the package caches and the overlay',
   kind: 'attach',
   bases: ['gentoo'],

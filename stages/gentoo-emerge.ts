@@ -57,6 +57,8 @@ export function overlayInputFiles(repoDir: string): string[] {
 
 export const gentooEmerge: StageDef = {
   name: 'gentoo-emerge',
+  needs: ['root'],
+  provides: ['gentooEmerged', 'installedPackages'],
   title: 'Emerge the node packages',
   kind: 'mutate',
   bases: ['gentoo'],
@@ -64,10 +66,9 @@ export const gentooEmerge: StageDef = {
   version: 1,
   checkpoint: true,
   commands: [gentooCmd.getuto, gentooCmd.emerge],
-  outputs: ['gentooEmerged', 'installedPackages'],
   inputs: (ctx) => ({ atoms: emergeAtoms(ctx.profile), binhost: gentooOf(ctx).binhost }),
   files: (ctx) => overlayInputFiles(ctx.repoDir),
-  plan: (ctx) => emergeCommands(ctx, join(ctx.buildDir, 'root')).map(formatCommand),
+  plan: (ctx) => emergeCommands(ctx, ctx.paths.root).map(formatCommand),
   async run(ctx, io) {
     const root = need(ctx, 'root');
     const tracker = new EmergeTracker(io.progress);

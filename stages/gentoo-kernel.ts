@@ -116,6 +116,8 @@ async function prepare(ctx: BuildContext, root: string, io: StageIO) {
 
 export const gentooKernel: StageDef = {
   name: 'gentoo-kernel',
+  needs: ['root'],
+  provides: ['gentooKernel'],
   title: 'Build kernel and initramfs with genkernel',
   kind: 'mutate',
   bases: ['gentoo'],
@@ -123,13 +125,12 @@ export const gentooKernel: StageDef = {
   version: 1,
   checkpoint: true,
   commands: [gentooCmd.genkernel, bootCmd.touchTree, bootCmd.cpioCreate, bootCmd.gzip],
-  outputs: ['gentooKernel'],
   inputs: (ctx) => ({ options: genkernelOptions(ctx), anchor: LINUXRC_ANCHOR }),
   files: (ctx) => [kernelFragmentFile(ctx), ...Object.keys(overlayFiles(ctx))],
   plan: (ctx) => [
     `patch ${GENKERNEL_LINUXRC} before '${LINUXRC_ANCHOR}' -> ${IMAGE_WORK_DIR}/linuxrc (sources ${BOOT_MODULE_PATH})`,
     `kernel config: ${GENKERNEL_BASE_CONFIGS[0]} (or ${GENKERNEL_BASE_CONFIGS[1]}) + ${kernelFragmentFile(ctx)}`,
-    formatCommand(gentooCmd.genkernel(join(ctx.buildDir, 'root'), genkernelOptions(ctx))),
+    formatCommand(gentooCmd.genkernel(ctx.paths.root, genkernelOptions(ctx))),
     'append /etc/hn-initramfs-id (hash of kernel + initramfs) to the initramfs; write /boot/hn-boot-id',
     'ln -s vmlinuz-<KV> /boot/kernel; ln -s initramfs-<KV>.img /boot/initramfs',
   ],

@@ -19,6 +19,7 @@ export const GENTOO_GIT_URL = 'https://github.com/gentoo-mirror/gentoo.git';
 
 export const gentooPortage: StageDef = {
   name: 'gentoo-portage',
+  needs: ['root'],
   title: 'Install the pinned Gentoo repository and portage configuration',
   kind: 'mutate',
   bases: ['gentoo'],
@@ -35,7 +36,7 @@ export const gentooPortage: StageDef = {
   files: (ctx) => [keyringFile(ctx)].filter((f): f is string => Boolean(f)),
   plan(ctx) {
     const g = gentooOf(ctx);
-    const root = join(ctx.buildDir, 'root');
+    const root = ctx.paths.root;
     const config = portageConfig(g);
     const lines: string[] = [];
     if (g.repository.snapshot) {

@@ -12,6 +12,7 @@ export const GENTOO_SCRUB = [...BUILD_ONLY.files, IMAGE_WORK_DIR];
 
 export const gentooScrub: StageDef = {
   name: 'gentoo-scrub',
+  needs: ['root'],
   title: 'Remove Gentoo build-only settings',
   kind: 'mutate',
   bases: ['gentoo'],

@@ -16,13 +16,13 @@ import { fetchVerifiedStage3, pruneStage3Cache, resolveEntry } from '../pipeline
 
 export const gentooStage3: StageDef = {
   name: 'gentoo-stage3',
+  provides: ['gentooStage3'],
   title: 'Fetch and verify the Gentoo stage3',
   kind: 'compute',
   bases: ['gentoo'],
   needsRoot: false,
   version: 1,
   commands: [gentooCmd.gpgDearmor, gentooCmd.gpgvClearsigned, gentooCmd.gpgvDetached],
-  outputs: ['gentooStage3'],
   plan(ctx) {
     const g = gentooOf(ctx);
     const s = ctx.gentooStage3;

@@ -15,6 +15,7 @@ import { indexUrl } from '../pipeline/gentoo/index.ts';
 
 export const gentooUnpack: StageDef = {
   name: 'gentoo-unpack',
+  needs: ['gentooStage3', 'root'],
   title: 'Unpack the stage3 into the image',
   kind: 'mutate',
   bases: ['gentoo'],
@@ -25,7 +26,7 @@ export const gentooUnpack: StageDef = {
   plan(ctx) {
     const s = ctx.gentooStage3;
     const tar = join(gentooTmp(ctx), 'stage3.tar');
-    const root = join(ctx.buildDir, 'root');
+    const root = ctx.paths.root;
     return [
       s?.url
         ? `stage3 ${s.url} signed by ${gentooOf(ctx).releaseKeyFingerprint}`

@@ -19,12 +19,12 @@ export const imageCreate: StageDef = {
   commands: [cmd.truncate, cmd.mkfs],
   inputs: (ctx) => ctx.profile.image,
   plan(ctx) {
-    const image = join(ctx.buildDir, ctx.profile.image.fileName);
+    const image = ctx.paths.workImage;
     const { sizeGiB, filesystem, label } = ctx.profile.image;
     return [formatCommand(cmd.truncate(image, sizeGiB * GiB)), formatCommand(cmd.mkfs(filesystem, image, label))];
   },
   async run(ctx, io) {
-    const image = need(ctx, 'workImage');
+    const image = ctx.paths.workImage;
     const { sizeGiB, filesystem, label } = ctx.profile.image;
     await mkdir(ctx.buildDir, { recursive: true });
     await rm(image, { force: true });

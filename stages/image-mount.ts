@@ -10,13 +10,6 @@ import type { Held } from '../pipeline/seam/resources.ts';
 import { attachLoop, mountOn } from '../pipeline/seam/system.ts';
 import type { StageDef } from '../pipeline/stage.ts';
 
-declare module '../pipeline/context.ts' {
-  interface BuildContext {
-    /** Loop device and image mount, released by the seal stage. */
-    imageHeld?: Held[];
-  }
-}
-
 /** Build-time mount options: barriers off because a crashed build is thrown away, never booted. */
 export function buildMountOptions(fs: 'ext4' | 'btrfs'): string[] {
   return fs === 'ext4' ? ['noatime', 'barrier=0', 'commit=60'] : ['noatime', 'nobarrier', 'commit=60'];
@@ -24,6 +17,7 @@ export function buildMountOptions(fs: 'ext4' | 'btrfs'): string[] {
 
 export const imageMount: StageDef = {
   name: 'image-mount',
+  provides: ['root', 'loopDevice', 'imageHeld'],
   title: 'Loop-mount the image',
   kind: 'attach',
   // Detach and umount: the releases it registers (run by the seal, or the unwind).
@@ -32,12 +26,12 @@ export const imageMount: StageDef = {
   needsRoot: true,
   version: 1,
   plan(ctx) {
-    const image = join(ctx.buildDir, ctx.profile.image.fileName);
-    return [formatCommand(cmd.losetupAttach(image)), formatCommand(cmd.mount('$LOOP', join(ctx.buildDir, 'root'), { options: buildMountOptions(ctx.profile.image.filesystem) }))];
+    const image = ctx.paths.workImage;
+    return [formatCommand(cmd.losetupAttach(image)), formatCommand(cmd.mount('$LOOP', ctx.paths.root, { options: buildMountOptions(ctx.profile.image.filesystem) }))];
   },
   async run(ctx, io) {
-    const image = need(ctx, 'workImage');
-    const root = join(ctx.buildDir, 'root');
+    const image = ctx.paths.workImage;
+    const root = ctx.paths.root;
     await mkdir(root, { recursive: true });
     const loop = await attachLoop(ctx.stack, image, { signal: io.signal });
     io.log(`attached ${image} to ${loop.device}`);

@@ -6,6 +6,8 @@ import type { StageDef } from '../pipeline/stage.ts';
 
 export const inventory: StageDef = {
   name: 'inventory',
+  needs: ['root'],
+  provides: ['installedPackages'],
   title: 'List installed packages',
   kind: 'mutate',
   bases: ['debian'],
@@ -14,7 +16,6 @@ export const inventory: StageDef = {
   // Only the report needs it: under --keep-going a failure here still publishes the image.
   optional: true,
   commands: [cmd.chroot],
-  outputs: ['installedPackages'],
   plan: () => ["chroot ROOT dpkg-query -W -f '${Package}\\t${Version}\\n'"],
   async run(ctx, io) {
     const { stdout } = await io.run(cmd.chroot(need(ctx, 'root'), ['dpkg-query', '-W', '-f', '${Package}\t${Version}\n']), { capture: true });

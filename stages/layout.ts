@@ -47,6 +47,8 @@ const SSH_KEYGEN_UNIT = [
 
 export const layout: StageDef = {
   name: 'layout',
+  needs: ['root'],
+  provides: ['kernel'],
   title: 'Lay out the node (fstab, /data0, mount points, network)',
   kind: 'mutate',
   bases: ['debian', 'gentoo'],
@@ -75,5 +77,6 @@ export const layout: StageDef = {
     io.log(`${IMAGE_PATHS.kernel} -> ${kernel.file}`);
     // The profile's kernel command line travels with the image: GRUB reads it before booting it.
     await image.write(IMAGE_PATHS.grubKernelArgs, grubKernelArgsFile(ctx.profile.boot.kernelArgs));
+    return { kernel };
   },
 };

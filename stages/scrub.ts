@@ -73,6 +73,7 @@ export async function scrubTree(root: string, log: (line: string) => void): Prom
 
 export const scrub: StageDef = {
   name: 'scrub',
+  needs: ['root'],
   title: 'Scrub host identity',
   kind: 'mutate',
   bases: ['debian', 'gentoo'],

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 
 export const seal: StageDef = {
   name: 'seal',
+  needs: ['root', 'imageHeld'],
   title: 'Seal the image (trim, unmount, fsck)',
   kind: 'finish',
   // umount and detach: it releases what image-mount holds.
@@ -17,12 +18,12 @@ export const seal: StageDef = {
   needsRoot: true,
   version: 1,
   plan: (ctx) => {
-    const image = join(ctx.buildDir, ctx.profile.image.fileName);
-    return [formatCommand(cmd.fstrim(join(ctx.buildDir, 'root'))), 'umount, losetup --detach', formatCommand(ctx.profile.image.filesystem === 'ext4' ? cmd.e2fsck(image) : cmd.btrfsCheck(image))];
+    const image = ctx.paths.workImage;
+    return [formatCommand(cmd.fstrim(ctx.paths.root)), 'umount, losetup --detach', formatCommand(ctx.profile.image.filesystem === 'ext4' ? cmd.e2fsck(image) : cmd.btrfsCheck(image))];
   },
   async run(ctx, io) {
     const root = need(ctx, 'root');
-    const image = need(ctx, 'workImage');
+    const image = ctx.paths.workImage;
     await io.run(cmd.fstrim(root));
     for (const h of [...(ctx.imageHeld ?? [])].reverse()) await h.release();
     if (ctx.profile.image.filesystem === 'ext4') {

@@ -22,16 +22,6 @@ export interface GentooStage3Info {
   unresolved?: string;
 }
 
-declare module '../context.ts' {
-  interface BuildContext {
-    gentooStage3?: GentooStage3Info;
-    /** Bind mounts of the host caches and the overlay, released by gentoo-unbind. */
-    gentooHeld?: Held[];
-    gentooKernel?: { kernel: string; initramfs: string; version: string };
-    gentooEmerged?: string[];
-  }
-}
-
 /** Default signer of the Gentoo repository snapshots (ARCHITECTURE.md section 5). */
 export const GENTOO_SNAPSHOT_KEY = 'DCD05B71EAB94199527F44ACDB6B8C1F96D8BF6D';
 /** Kernel fragment used when the profile names none. */

@@ -10,6 +10,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lstat, mkdir, readFile, readdir, readlink, rm, stat, writeFile } from 'node:fs/promises';
+import { buildPaths } from '../../pipeline/plan.ts';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
@@ -68,12 +69,13 @@ interface Harness {
 }
 
 async function harness(profile: ResolvedProfile, base: string): Promise<Harness> {
-  const buildDir = join(base, 'build');
-  const root = join(buildDir, 'root');
-  await mkdir(join(buildDir, 'logs'), { recursive: true });
+  const paths = buildPaths(profile, { repoDir: REPO, cacheDir: join(base, 'cache'), outputDir: join(base, 'out') });
+  const buildDir = paths.build;
+  const root = paths.root;
+  await mkdir(paths.logs, { recursive: true });
   await mkdir(root, { recursive: true });
   const ctx: BuildContext = {
-    profile, repoDir: REPO, buildDir, cacheDir: join(base, 'cache'), outputDir: join(base, 'out'),
+    profile, paths, repoDir: REPO, buildDir, cacheDir: paths.cache, outputDir: paths.output,
     stack: new ResourceStack(), dryRun: false, root,
   };
   const progress: string[] = [];

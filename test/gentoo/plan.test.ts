@@ -3,6 +3,7 @@
 // genkernel command lines. Runs nothing.
 
 import { describe, expect, it } from 'vitest';
+import { buildPaths } from '../../pipeline/plan.ts';
 import { join } from 'node:path';
 import type { BuildContext } from '../../pipeline/context.ts';
 import { resolveProfile } from '../../pipeline/profiles.ts';
@@ -19,7 +20,8 @@ import { REPO } from './fixtures.ts';
 
 async function ctx(): Promise<BuildContext> {
   const profile = await resolveProfile(join(REPO, 'profiles'), 'gentoo-base', { allowAbstract: true });
-  return { profile, repoDir: REPO, buildDir: '/var/cache/hnforge/build/hn', cacheDir: '/var/cache/hnforge', outputDir: '/out', stack: new ResourceStack(), dryRun: true };
+  const paths = buildPaths({ ...profile, name: 'hn' }, { repoDir: REPO, cacheDir: '/var/cache/hnforge', outputDir: '/out' });
+  return { profile, paths, repoDir: REPO, buildDir: paths.build, cacheDir: paths.cache, outputDir: paths.output, stack: new ResourceStack(), dryRun: true };
 }
 
 describe('gentoo-base profile and dry-run plans', () => {

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { lstat, mkdir, mkdtemp, readFile, readdir, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { buildPaths } from '../../pipeline/plan.ts';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { BuildContext } from '../../pipeline/context.ts';
 import { HnError } from '../../pipeline/errors.ts';
@@ -77,7 +78,8 @@ async function runStage(stage: StageDef, root: string, logDir: string) {
     layout: { hostname: 'hn-unconfigured', directories: ['/hostpart', '/boot/loader'] },
     boot: { modules: [], hostpartFilesystems: ['ext4'] },
   });
-  const ctx: BuildContext = { profile, repoDir: '/nonexistent', buildDir: logDir, cacheDir: logDir, outputDir: logDir, stack: new ResourceStack(), dryRun: false, root };
+  const paths = { ...buildPaths(profile, { repoDir: '/nonexistent', cacheDir: logDir, outputDir: logDir }), root };
+  const ctx: BuildContext = { profile, paths, repoDir: paths.repo, buildDir: paths.build, cacheDir: logDir, outputDir: logDir, stack: new ResourceStack(), dryRun: false, root };
   await mkdir(logDir, { recursive: true });
   const io = openStageIO(join(logDir, `${stage.name}.log`), new AbortController().signal, () => {});
   try {

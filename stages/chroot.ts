@@ -36,7 +36,7 @@ export const chrootEnter: StageDef = {
   kind: 'attach',
   bases: ['debian', 'gentoo'],
   needsRoot: true,
-  version: 1,
+  version: 2,
   plan: (ctx) => chrootMounts(ctx.paths.root).map((m) => formatCommand(cmd.mount(m.source, m.target, m.opts))),
   async run(ctx, io) {
     const root = need(ctx, 'root');
@@ -47,10 +47,12 @@ export const chrootEnter: StageDef = {
       const target = await image.mkdirp(m.image);
       held.push(await mountOn(ctx.stack, m.source, target, m.opts, { signal: io.signal }));
     }
-    // Build-only files; an image's own resolv.conf (often a symlink) is kept aside and put back.
+    // Build-only files. An image's own resolv.conf is kept aside and put back only if it is a
+    // symlink (a resolver the distribution manages); a regular file there is the build host's,
+    // copied in by the bootstrap, and leaves as an empty file: each node gets its own DNS.
     const resolv = 'etc/resolv.conf';
     const saved = 'etc/.resolv.conf.hnforge';
-    if (await image.exists(resolv)) await image.rename(resolv, saved);
+    if ((await image.lstat(resolv))?.isSymbolicLink()) await image.rename(resolv, saved);
     await image.copyIn('/etc/resolv.conf', resolv).catch(() => image.write(resolv, ''));
     const policy = 'usr/sbin/policy-rc.d';
     await image.write(policy, POLICY_RC_D, { mode: 0o755 });
@@ -59,6 +61,7 @@ export const chrootEnter: StageDef = {
         await image.remove(policy);
         await image.remove(resolv);
         if (await image.exists(saved)) await image.rename(saved, resolv);
+        else await image.write(resolv, '');
       }),
     );
     // Released first: nothing may still run inside when the mounts go.

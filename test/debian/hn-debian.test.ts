@@ -72,6 +72,9 @@ describe('[root] hn-debian from scratch', () => {
     const root = image!.root;
     expect(await readFile(join(root, 'etc/machine-id'), 'utf8')).toBe('');
     await expect(lstat(join(root, 'usr/sbin/policy-rc.d'))).rejects.toThrow();
+    // The build host's DNS (mmdebstrap copies its resolv.conf in) does not ship; each node gets its own.
+    expect(await readFile(join(root, 'etc/resolv.conf'), 'utf8')).not.toMatch(/nameserver/);
+    expect(await readFile(join(root, 'etc/hostname'), 'utf8')).toBe('hn-unconfigured\n');
     const keys = (await import('node:fs/promises')).readdir(join(root, 'etc/ssh'));
     expect((await keys).filter((f) => f.startsWith('ssh_host_'))).toEqual([]);
   });

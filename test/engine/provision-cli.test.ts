@@ -11,6 +11,7 @@ import { systemState } from '../support/system.ts';
 describe('[root] hnforge provision', () => {
   let work: string;
   let image: string;
+  // Scoped to the work directory: other builds may hold loop devices and mounts on this machine meanwhile.
   let before: Awaited<ReturnType<typeof systemState>>;
   beforeAll(async () => {
     work = await mkdtemp(join(tmpdir(), 'hnprov-'));
@@ -19,7 +20,7 @@ describe('[root] hnforge provision', () => {
     await writeFile(image, '');
     await truncate(image, 64 * 2 ** 20);
     await run({ file: 'mkfs.ext4', args: ['-F', '-q', '-L', 'hn-root', image], timeoutMs: 60_000 });
-    before = await systemState();
+    before = await systemState(work);
   });
   afterAll(async () => {
     await rm(work, { recursive: true, force: true });
@@ -41,7 +42,7 @@ describe('[root] hnforge provision', () => {
     expect(again.code).toBe(1);
     expect(again.stderr).toContain('has partitions or filesystems (listed above); add --force to destroy them');
     expect(again.stderr).toMatch(/partition 1: 128 MiB/);
-    expect(await systemState()).toEqual(before);
+    expect(await systemState(work)).toEqual(before);
   });
 
   it('dry run prints the plan and changes nothing', async () => {

@@ -16,6 +16,7 @@ import { listProfiles, resolveProfile } from './profiles.ts';
 import { progressMode } from './progress.ts';
 import { summarise, type BuildReport } from './report.ts';
 import { assertRecovered, cleanBuildDir } from './recovery.ts';
+import { keygen } from './publish/keygen.ts';
 import { build, type BuildResult } from './runner.ts';
 import { stagesFor } from './stages-table.ts';
 
@@ -199,6 +200,25 @@ export async function main(args: string[]): Promise<number> {
             .example('$0 clean --profile hn-debian', 'after a build was killed with SIGKILL')
             .epilog(EXIT_CODES),
         (argv) => cleanCommand(argv as never),
+      )
+      .command(
+        'keygen',
+        'Make an OpenPGP key to sign published images (Ed25519; gpgv and systemd-pull verify its signatures)',
+        (y) =>
+          y
+            .option('out', { type: 'string', demandOption: true, describe: 'directory for signing-key.asc (0600), signing-key.pub.asc and the gpgv keyring signing-key.pub.gpg' })
+            .option('name', { type: 'string', describe: 'user ID name (default: hnforge image signing key)' })
+            .option('email', { type: 'string', describe: 'user ID e-mail' })
+            .option('force', { type: 'boolean', default: false, describe: 'replace existing key files (images signed with the old key no longer verify with the new one)' })
+            .option('json', { type: 'boolean', default: false, describe: 'print the fingerprint and paths as JSON' })
+            .example('$0 keygen --out /etc/hnforge/keys', 'a key for the nightly builder'),
+        async (argv) => {
+          jsonMode = argv.json;
+          // A passphrase never comes from argv (visible in ps): HNFORGE_KEY_PASSPHRASE, if set.
+          const made = await keygen({ out: argv.out, name: argv.name, email: argv.email, force: argv.force, passphrase: process.env.HNFORGE_KEY_PASSPHRASE || undefined });
+          if (argv.json) process.stdout.write(JSON.stringify({ ok: true, ...made }, null, 2) + '\n');
+          else process.stdout.write(`signing key ${made.fingerprint}\n  private  ${made.privateKey}\n  public   ${made.publicKey}\n  keyring  ${made.keyring} (gpgv --keyring)\n`);
+        },
       )
       .command('profiles', 'List the profiles', {}, async () => {
         for (const p of await listProfiles(profilesDir)) {

@@ -1,4 +1,7 @@
 // The command line as a user meets it: help, exit codes, one-line errors, the dry run.
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { hnforge } from '../support/cli.ts';
 
@@ -18,6 +21,25 @@ describe('hnforge CLI', () => {
       expect(r.code, args.join(' ')).toBe(2);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
       expect(r.stderr).toMatch(/^hnforge: error: /);
+    }
+  });
+
+  it('keygen: a fingerprint, a 0600 private key, a keyring file (gpgv accepts it: test/publish/signing.test.ts), never overwritten without --force', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'hnkeygen-'));
+    try {
+      const r = await hnforge(['keygen', '--out', join(dir, 'keys'), '--json']);
+      expect(r.code, r.stderr).toBe(0);
+      const made = JSON.parse(r.stdout) as { fingerprint: string; privateKey: string; keyring: string };
+      expect(made.fingerprint).toMatch(/^[0-9A-F]{40}$/);
+      expect((await stat(made.privateKey)).mode & 0o777).toBe(0o600);
+      expect((await stat(made.keyring)).size).toBeGreaterThan(0);
+      const again = await hnforge(['keygen', '--out', join(dir, 'keys')]);
+      expect(again.code).toBe(2);
+      expect(again.stderr.trim()).toMatch(/^hnforge: error: not replacing .*pass --force/);
+      const replaced = await hnforge(['keygen', '--out', join(dir, 'keys'), '--force', '--json']);
+      expect(JSON.parse(replaced.stdout).fingerprint).not.toBe(made.fingerprint);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
   });
 

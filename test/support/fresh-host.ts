@@ -10,7 +10,7 @@
 // it, and only then removes it.
 
 import { execFileSync } from 'node:child_process';
-import { chmod, copyFile, cp, link, mkdir, mkdtemp, readdir, readlink, rm, symlink } from 'node:fs/promises';
+import { chmod, copyFile, cp, link, mkdir, mkdtemp, readdir, readlink, rm, symlink, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { cmd } from '../../pipeline/seam/command.ts';
@@ -156,6 +156,10 @@ export async function createFreshHost(opts: FreshHostOptions): Promise<FreshHost
     // The host's git clones (the fresh machine has no git: its reader downloaded the clone somehow).
     execFileSync('git', ['clone', '--quiet', opts.repoDir, join(root, FRESH_REPO)], { stdio: 'inherit' });
     await copyFile('/etc/resolv.conf', join(root, 'etc/resolv.conf'));
+    // What Debian's installer writes on every installed machine and a minbase tree lacks:
+    // without it `localhost` does not resolve (vitest's server binds to it).
+    await writeFile(join(root, 'etc/hosts'), '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n');
+    await writeFile(join(root, 'etc/hostname'), 'fresh-debian\n');
     const mounts: [string, string, Parameters<typeof cmd.mount>[2]][] = [
       ['proc', 'proc', { type: 'proc' }],
       ['sysfs', 'sys', { type: 'sysfs' }],

@@ -50,12 +50,16 @@ describe('[root] Debian pipeline faults', () => {
     expect(await systemState(cache)).toEqual(before);
   });
 
-  it('a package that does not exist: error names the package within 60 s, nothing left mounted', async () => {
+  it('a package that does not exist: the package stage fails naming it, nothing after it runs, nothing left mounted', async () => {
     const out = join(work, 'out-package');
     const r = await hnforge(['build', '--profile', 'bad-package', '--profiles-dir', profiles, '--cache', cache, '--output', out], { timeoutMs: 300_000 });
     expect(r.code).toBe(1);
     expectOneLineError(r.stderr, /package not found on .*: hnforge-no-such-package/);
-    expect(r.seconds).toBeLessThan(60);
+    // Fails where the package is asked for, not at the end of a build (a wall-clock bound here was
+    // flaky on a loaded machine; speed is the benchmark's business).
+    const logs = await readdir(join(cache, 'build/bad-package/logs'));
+    expect(logs.some((f) => f.endsWith('-debian-packages.log'))).toBe(true);
+    expect(logs.filter((f) => /-(layout|boot-initramfs|seal)\.log$/.test(f))).toEqual([]);
     await expect(readdir(join(out, 'bad-package'))).rejects.toThrow();
     expect(await systemState(cache)).toEqual(before);
   });

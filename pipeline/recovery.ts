@@ -5,12 +5,13 @@
 // holding a whole image's blocks. Only called while holding the build lock, so
 // everything found belongs to a dead build of this profile in this cache.
 
-import { readFile, realpath, stat } from 'node:fs/promises';
+import { readdir, readFile, realpath, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HnError } from './errors.ts';
 import { acquireBuildLock } from './lock.ts';
 import { cmd } from './seam/command.ts';
 import { run } from './seam/run.ts';
+import { buildTagOf } from './seam/build-tag.ts';
 import { endProcesses, loopsBackedBelow, mountsBelow, processesRootedIn, processesTaggedWith, umountPatiently } from './seam/system.ts';
 
 export interface Recovery {
@@ -25,7 +26,8 @@ export async function canonicalBuildDir(buildDir: string): Promise<string> {
 }
 
 async function processesOf(buildDir: string): Promise<number[]> {
-  const pids = new Set([...(await processesTaggedWith(buildDir)), ...(await processesRootedIn(buildDir))]);
+  const tagged = await buildTagOf(buildDir).then(processesTaggedWith, () => [] as number[]);
+  const pids = new Set([...tagged, ...(await processesRootedIn(buildDir))]);
   return [...pids].sort((a, b) => a - b);
 }
 
@@ -66,6 +68,10 @@ export async function releaseLeftovers(buildDir: string, opts: { dryRun?: boolea
   for (const target of await mountsBelow(dir)) await attempt(`mount ${target}`, () => umountPatiently(target));
   for (const loop of await loopsBackedBelow(dir)) {
     await attempt(`loop device ${loop.device} (${loop.file}${loop.deleted ? ', deleted' : ''})`, () => run(cmd.losetupDetach(loop.device)));
+  }
+  // The loop journals (seam/system.ts attachLoop) have served: what they name is released or gone.
+  if (!opts.dryRun && !failed.length) {
+    for (const f of await readdir(dir).catch(() => [] as string[])) if (f.endsWith('.loops')) await rm(join(dir, f), { force: true });
   }
   return { released, failed };
 }

@@ -22,7 +22,7 @@ import { stagesFor } from './stages-table.ts';
 import { publishImage } from './publish/output.ts';
 import { acquireBuildLock } from './lock.ts';
 import { assertRecovered, canonicalBuildDir, releaseLeftovers } from './recovery.ts';
-import { tagCommandsWith, withBuildTag } from './seam/build-tag.ts';
+import { buildTagOf, tagCommandsWith, withBuildTag } from './seam/build-tag.ts';
 
 export interface BuildOptions {
   profile: string;
@@ -146,7 +146,7 @@ async function buildTagged(opts: BuildOptions): Promise<BuildResult> {
         for (const line of recovery.released) process.stderr.write(`hnforge: released left over${by}: ${line}\n`);
       }
       assertRecovered(recovery, buildDir);
-      tagCommandsWith(await canonicalBuildDir(buildDir));
+      tagCommandsWith(await buildTagOf(await canonicalBuildDir(buildDir)));
       await mkdir(paths.logs, { recursive: true });
     }
     // 1. Compute stages: cheap or network-bound (a stage3 download), no effect on the image;

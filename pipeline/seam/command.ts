@@ -95,6 +95,8 @@ export const cmd = {
   losetupAttach: entry('losetup', (file: string) => c('losetup', ['--find', '--show', file])),
   losetupDetach: entry('losetup', (device: string) => c('losetup', ['--detach', device])),
   losetupList: entry('losetup', () => c('losetup', ['--list', '--noheadings', '--output', 'NAME,BACK-FILE'])),
+  /** With the backing file's inode: a path alone may name another tree's file. */
+  losetupListIdentity: entry('losetup', () => c('losetup', ['--list', '--noheadings', '--raw', '--output', 'NAME,BACK-MAJ:MIN,BACK-INO,BACK-FILE'])),
 
   mount: entry('mount', (source: string, target: string, opts: { type?: string; options?: string[]; bind?: boolean } = {}): Command => {
     const args: string[] = [];

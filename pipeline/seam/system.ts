@@ -1,16 +1,22 @@
 // Privileged operations that hold something: each registers its release on the
 // build's ResourceStack the moment it succeeds.
 
-import { readdir, readFile, readlink } from 'node:fs/promises';
+import { appendFile, readdir, readFile, readlink, stat } from 'node:fs/promises';
 import { BUILD_TAG_VAR } from './build-tag.ts';
 import { cmd } from './command.ts';
 import type { HnError } from '../errors.ts';
 import type { ResourceStack, Held } from './resources.ts';
 import { run, type RunOptions } from './run.ts';
 
+/**
+ * Attaches `file` to a loop device and records the device with the file's identity
+ * in `<file>.loops` (beside it): once the file is deleted, its path no longer tells
+ * whose it was, and crash recovery detaches only devices recorded there.
+ */
 export async function attachLoop(stack: ResourceStack, file: string, opts: RunOptions = {}): Promise<{ device: string; held: Held }> {
   const { stdout } = await run(cmd.losetupAttach(file), { ...opts, capture: true });
   const device = stdout.trim();
+  await appendFile(loopJournal(file), `${device} ${(await stat(file)).ino}\n`);
   const held = stack.push(`loop device ${device} (${file})`, async () => {
     await run(cmd.losetupDetach(device));
   });
@@ -60,14 +66,20 @@ export async function mountsBelow(dir: string): Promise<string[]> {
     .reverse();
 }
 
-/** PIDs of processes whose root directory is `root` or below it (daemons a package started in the chroot). */
+/**
+ * PIDs of processes whose root directory is `root` or below it (daemons a package
+ * started in the chroot). The directory must be the one we see at that path, not
+ * a namesake in another chroot or container: device and inode are compared too.
+ */
 export async function processesRootedIn(root: string): Promise<number[]> {
   const pids: number[] = [];
   for (const name of await readdir('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
       const r = await readlink(`/proc/${name}/root`);
-      if (r === root || r.startsWith(root + '/')) pids.push(Number(name));
+      if (r !== root && !r.startsWith(root + '/')) continue;
+      const [theirs, ours] = await Promise.all([stat(`/proc/${name}/root`), stat(r)]);
+      if (theirs.dev === ours.dev && theirs.ino === ours.ino) pids.push(Number(name));
     } catch {
       /* exited or not ours to read */
     }
@@ -75,9 +87,9 @@ export async function processesRootedIn(root: string): Promise<number[]> {
   return pids;
 }
 
-/** PIDs of processes a build started (its commands and their children): see build-tag.ts. */
-export async function processesTaggedWith(buildDir: string): Promise<number[]> {
-  const tag = `${BUILD_TAG_VAR}=${buildDir}`;
+/** PIDs of processes a build started (its commands and their children): `tag` from buildTagOf (build-tag.ts). */
+export async function processesTaggedWith(buildTag: string): Promise<number[]> {
+  const tag = `${BUILD_TAG_VAR}=${buildTag}`;
   const pids: number[] = [];
   for (const name of await readdir('/proc')) {
     if (!/^\d+$/.test(name)) continue;
@@ -121,13 +133,34 @@ export interface LoopDevice {
   deleted: boolean;
 }
 
-/** Loop devices whose backing file is below `dir`, deleted ones included. */
+/** Where attachLoop records the devices attached to `file`. */
+export const loopJournal = (file: string) => `${file}.loops`;
+
+/** `losetup --raw` escapes spaces and other bytes in a path as \xHH. */
+const unescapeRaw = (s: string) => s.replace(/\\x([0-9a-fA-F]{2})/g, (_m, h: string) => String.fromCharCode(parseInt(h, 16)));
+
+/**
+ * Loop devices backed by files below `dir`, deleted ones included, that are really
+ * ours: a path is only a name (another chroot or container may attach its own file
+ * under the same path), so an existing backing file must be the file we see there
+ * (same device and inode), and a deleted one must be recorded in the journal of
+ * the file that had its name (attachLoop).
+ */
 export async function loopsBackedBelow(dir: string): Promise<LoopDevice[]> {
-  const { stdout } = await run(cmd.losetupList(), { capture: true });
+  const { stdout } = await run(cmd.losetupListIdentity(), { capture: true });
   const loops: LoopDevice[] = [];
   for (const line of stdout.split('\n')) {
-    const m = /^(\S+)\s+(.+?)(\s+\(deleted\))?\s*$/.exec(line);
-    if (m && m[2]!.startsWith(dir + '/')) loops.push({ device: m[1]!, file: m[2]!, deleted: Boolean(m[3]) });
+    // The inode, not the device number: btrfs reports a subvolume's own device to stat() but not to the loop driver.
+    // --raw: one space between columns, spaces inside a column escaped (also in " (deleted)").
+    const [device, , ino, rawFile] = line.trim().split(' ').map(unescapeRaw);
+    const m = rawFile === undefined ? null : /^(.+?)( \(deleted\))?$/.exec(rawFile);
+    if (!device || !m) continue;
+    const [, file = '', deleted] = m;
+    if (!file.startsWith(dir + '/')) continue;
+    const ours = deleted
+      ? (await readFile(loopJournal(file), 'utf8').catch(() => '')).split('\n').includes(`${device} ${ino?.trim()}`)
+      : await stat(file).then((st) => String(st.ino) === ino?.trim(), () => false);
+    if (ours) loops.push({ device, file, deleted: Boolean(deleted) });
   }
   return loops;
 }

@@ -7,6 +7,7 @@
 // Until the engine can build the test-min profile, this helper stands in.
 
 import { chmod, copyFile, lstat, mkdir, mkdtemp, readdir, rm, stat, symlink, writeFile, readFile } from 'node:fs/promises';
+import { TEST_CACHE } from '../support/test-cache.ts';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { bootCmd } from '../../pipeline/seam/boot-commands.ts';
@@ -17,7 +18,7 @@ import { IMAGE_PATHS } from '../../pipeline/boot/contract.ts';
 import { grubConfig, grubKernelArgsFile, type GrubConfigOptions } from '../../pipeline/boot/grub.ts';
 import { REPO } from './sh-harness.ts';
 
-export const CACHE = process.env.HNFORGE_TEST_CACHE ?? '/var/cache/hnforge-test';
+export const CACHE = TEST_CACHE;
 
 /** The module list of profiles/node-base.yaml (kept here so the test does not depend on the profile loader). */
 export const NODE_MODULES = [

@@ -1,5 +1,6 @@
 // Bad input and faults on the real Debian pipeline: each ends with one clear
 // line, a non-zero exit, no image under the final name and nothing mounted.
+import { TEST_CACHE } from '../support/test-cache.ts';
 import { mkdir, mkdtemp, readdir, rm, writeFile, cp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,7 +10,7 @@ import { mountOn } from '../../pipeline/seam/system.ts';
 import { hnforge, repoDir } from '../support/cli.ts';
 import { systemState } from '../support/system.ts';
 
-const cache = '/var/cache/hnforge-test';
+const cache = TEST_CACHE;
 
 function expectOneLineError(stderr: string, pattern: RegExp) {
   const errors = stderr.split('\n').filter((l) => l.startsWith('hnforge: error:'));

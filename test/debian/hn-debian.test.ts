@@ -1,13 +1,14 @@
 // hn-debian built for real from the host's Debian mirror, then inspected
 // without booting (booting is test/boot's job).
 import { lstat, readFile, readlink, realpath, stat } from 'node:fs/promises';
+import { TEST_CACHE } from '../support/test-cache.ts';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hnforge } from '../support/cli.ts';
 import { mountImageReadOnly } from '../support/image.ts';
 import { systemState } from '../support/system.ts';
 
-const cache = '/var/cache/hnforge-test';
+const cache = TEST_CACHE;
 const out = '/var/tmp/hnforge-test-out';
 
 describe('[root] hn-debian from scratch', () => {

@@ -4,6 +4,7 @@
 // install every host package it needs itself (its declared tools), and must
 // leave an image and nothing mounted or attached behind.
 import { createWriteStream } from 'node:fs';
+import { TEST_CACHE } from '../support/test-cache.ts';
 import { access, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +14,7 @@ import { repoDir } from '../support/cli.ts';
 import { createFreshHost, FRESH_REPO } from '../support/fresh-host.ts';
 
 const IS_ROOT = process.getuid?.() === 0;
-const TEST_CACHE = process.env.HNFORGE_TEST_CACHE ?? '/var/cache/hnforge-test';
+
 const exists = (p: string) => access(p).then(() => true, () => false);
 
 describe.skipIf(!IS_ROOT)('[root] fresh Debian 12 host', () => {

@@ -13,7 +13,7 @@ export const BUILD_TAG_VAR = 'HNFORGE_BUILD_DIR';
 
 // A holder per build, set once the build knows its directory. run() scopes it to the
 // build's own async flow, so in-process builds (tests) never tag their caller's commands.
-const current = new AsyncLocalStorage<{ buildDir?: string }>();
+const current = new AsyncLocalStorage<{ tag?: string }>();
 
 export function withBuildTag<T>(body: () => Promise<T>): Promise<T> {
   return current.run({}, body);
@@ -28,11 +28,11 @@ export async function buildTagOf(dir: string): Promise<string> {
 /** Tags every command started from here on in this build (inside withBuildTag) with `tag` (buildTagOf). */
 export function tagCommandsWith(tag: string): void {
   const holder = current.getStore();
-  if (holder) holder.buildDir = tag;
+  if (holder) holder.tag = tag;
 }
 
 /** The tag to add to a command's environment (none outside a build). */
 export function buildTagEnv(): Record<string, string> {
-  const dir = current.getStore()?.buildDir;
-  return dir === undefined ? {} : { [BUILD_TAG_VAR]: dir };
+  const tag = current.getStore()?.tag;
+  return tag === undefined ? {} : { [BUILD_TAG_VAR]: tag };
 }

@@ -120,7 +120,7 @@ describe.skipIf(!registryAvailable)('[root] OCI client against docker-registry 2
   let bigDigest: string;
 
   beforeAll(async () => {
-    if (!ensureDebianPackage('/usr/bin/docker-registry', 'docker-registry')) throw new Error('docker-registry could not be installed');
+    if (!(await ensureDebianPackage('/usr/bin/docker-registry', 'docker-registry'))) throw new Error('docker-registry could not be installed');
     registry = await startRegistry();
     proxy = await startFaultProxy(registry.port);
     bigFile = join(tmp, 'big.img');
@@ -302,7 +302,7 @@ describe.skipIf(!registryAvailable)('[root] OCI client against docker-registry 2
   });
 
   it('authenticates with Basic credentials from the Docker config against an htpasswd registry', async (ctx) => {
-    if (!ensureDebianPackage('/usr/bin/htpasswd', 'apache2-utils')) {
+    if (!(await ensureDebianPackage('/usr/bin/htpasswd', 'apache2-utils'))) {
       ctx.skip(); // htpasswd -B (apache2-utils) is needed to write the bcrypt password file
       return;
     }

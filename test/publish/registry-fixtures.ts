@@ -8,6 +8,7 @@
 // run as root.
 
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { ensurePackages } from '../../pipeline/host-packages.ts';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -22,18 +23,15 @@ const isRoot = process.getuid?.() === 0;
 /** Whether the registry can run here: installed, or installable because we are root. */
 export const registryAvailable = existsSync(REGISTRY_BIN) || isRoot;
 
-/** Installs a Debian package's binary if it is missing and we are root. */
-export function ensureDebianPackage(binary: string, pkg: string): boolean {
+/**
+ * A test package's binary, installed (root) through the project's one install path
+ * (pipeline/host-packages.ts, which `npm test` runs for the whole test list) when
+ * this file runs on its own.
+ */
+export async function ensureDebianPackage(binary: string, pkg: string): Promise<boolean> {
   if (existsSync(binary)) return true;
   if (!isRoot) return false;
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  const install = () => execFileSync('apt-get', ['install', '-y', '-q', '--no-install-recommends', pkg], { env, stdio: 'ignore' });
-  try {
-    install();
-  } catch {
-    execFileSync('apt-get', ['update', '-q'], { env, stdio: 'ignore' });
-    install();
-  }
+  await ensurePackages([pkg], () => {});
   return existsSync(binary);
 }
 

@@ -19,6 +19,8 @@ export interface BuildPaths {
   readonly root: string;
   /** One log file per stage. */
   readonly logs: string;
+  /** Scratch directory of the Gentoo stages on the host (the assembled overlay among others). */
+  readonly gentooWork: string;
   /** Debian packages, shared by every build in this cache (bind-mounted over the image's). */
   readonly aptArchives: string;
 }
@@ -39,6 +41,7 @@ export function buildPaths(profile: Pick<ResolvedProfile, 'name' | 'image'>, dir
     workImage: join(build, profile.image.fileName),
     root: join(build, 'root'),
     logs: join(build, 'logs'),
+    gentooWork: join(build, 'gentoo'),
     aptArchives: join(dirs.cacheDir, 'apt', 'archives'),
   });
 }

@@ -6,7 +6,7 @@
 
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { need } from '../pipeline/context.ts';
+import { need, type BuildContext } from '../pipeline/context.ts';
 import { cmd, formatCommand } from '../pipeline/seam/command.ts';
 import type { Held } from '../pipeline/seam/resources.ts';
 import { imageFs } from '../pipeline/seam/image-fs.ts';
@@ -17,11 +17,11 @@ import { gentooCachePaths } from '../pipeline/gentoo/stage3.ts';
 import { assembleOverlay, NODE_FILES } from '../pipeline/gentoo/overlay.ts';
 
 /** The overlay as bound into the image: portage-overlay/ plus the node package's files (see overlay.ts). */
-export function assembledOverlayDir(ctx: { buildDir: string }): string {
-  return join(ctx.buildDir, 'gentoo', 'overlay');
+export function assembledOverlayDir(ctx: BuildContext): string {
+  return join(ctx.paths.gentooWork, 'overlay');
 }
 
-export function gentooBindMounts(ctx: { cacheDir: string; buildDir: string }) {
+export function gentooBindMounts(ctx: BuildContext) {
   const c = gentooCachePaths(ctx.cacheDir);
   return [
     { source: c.distfiles, image: DISTDIR, readOnly: false },

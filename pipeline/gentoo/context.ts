@@ -48,7 +48,7 @@ export function kernelFragmentFile(ctx: BuildContext): string {
 
 /** Scratch directory of the Gentoo stages on the host. */
 export function gentooTmp(ctx: BuildContext): string {
-  return join(ctx.buildDir, 'gentoo');
+  return ctx.paths.gentooWork;
 }
 
 export function formatBytes(n: number): string {

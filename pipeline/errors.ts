@@ -67,6 +67,17 @@ export const ERRORS = {
   ESIGN_KEY_EXPIRED: build('the signing key has expired (gpgv and gpg still exit 0 for it, with EXPKEYSIG in their status)'),
   ESIGN_KEY_REVOKED: build('the signing key has been revoked'),
   ESIGN_KEY_EXISTS: usage('key files already exist and force was not given'),
+  // Artifact stores and versions (pipeline/publish/store*.ts, publish.ts, verify.ts).
+  ESTORE_URL: usage('a store URL is not file:///path, s3://bucket[/prefix] or oci://host[:port]/repository'),
+  ESTORE: build('the store is unreachable, kept failing (5xx, dropped connections) past the retries, or answered nonsense'),
+  ESTORE_FULL: build('the store has no space (or quota) left for the upload'),
+  ESTORE_DENIED: build('the store refused access (permissions, credentials, read-only)'),
+  EVERSION: usage('a version is not of the form the store accepts (letters, digits, ".", "+", "~", "-"; e.g. 20261202.1)'),
+  EPUBLISH_EXISTS: build('the version is already published with other content (published files are immutable)'),
+  EPUBLISH_MISSING: build('a version, channel or file named is not in the store'),
+  EPUBLISH_BUSY: build('another publish, promote or prune of the profile holds the store lock'),
+  EUNSIGNED: build('the channel is not signed and unsigned versions were not allowed'),
+  EVERIFY: build('a stored file does not match SHA256SUMS or its manifest (tampered, truncated or incomplete)'),
   // Gentoo (pipeline/gentoo): each refusal its own code, so a log, a test or CI can
   // tell a forged signature from a flaky mirror.
   EGENTOO_INDEX_SIGNATURE: build('the clearsigned stage3 index did not verify against the pinned key'),

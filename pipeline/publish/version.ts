@@ -18,7 +18,7 @@ export function checkVersion(version: string): string {
 
 /** <0 when a is older than b, 0 when equal, >0 when newer. */
 export function compareVersions(a: string, b: string): number {
-  const runs = (v: string) => v.match(/\d+|\D+/g) ?? [];
+  const runs = (v: string) => v.match(/\d+|[A-Za-z]+|[^A-Za-z0-9]/g) ?? [];
   const ra = runs(a);
   const rb = runs(b);
   for (let i = 0; i < Math.max(ra.length, rb.length); i++) {

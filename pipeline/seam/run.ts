@@ -4,6 +4,7 @@
 // streamed line by line to the stage log instead of being buffered in memory.
 
 import { execa } from 'execa';
+import type { Readable, Writable } from 'node:stream';
 import { createInterface } from 'node:readline';
 import { HnError } from '../errors.ts';
 import { buildTagEnv } from './build-tag.ts';
@@ -120,4 +121,74 @@ export async function run(command: Command, opts: RunOptions = {}): Promise<RunR
     throw new HnError('ECOMMAND', `exit code ${exitCode}: ${shown}`, { details: tail });
   }
   return { exitCode, stdout: typeof result.stdout === 'string' ? result.stdout : '' };
+}
+
+/** A running command whose stdin and stdout the caller streams (zstd in the publish pass). */
+export interface PipedCommand {
+  stdin: Writable;
+  stdout: Readable;
+  /** Settles when the command has exited, with the same failures as run(). */
+  finished: Promise<RunResult>;
+}
+
+/**
+ * Starts a command with piped stdin and stdout, in its own process group and
+ * tagged like every other command; stderr lines go to `onLine`. The caller
+ * writes stdin, ends it, and reads stdout to the end.
+ */
+export function startPiped(command: Command, opts: Omit<RunOptions, 'capture' | 'fd3'> = {}): PipedCommand {
+  const shown = formatCommand(command);
+  assertDeclared(command);
+  if (opts.signal?.aborted) throw new HnError('EABORTED', `not started (build is stopping): ${shown}`);
+  const child = execa(command.file, command.args, {
+    env: { ...command.env, ...buildTagEnv() },
+    extendEnv: command.env === undefined,
+    cwd: command.cwd,
+    stdio: ['pipe', 'pipe', 'pipe'],
+    reject: false,
+    detached: true,
+    buffer: false,
+  });
+  const pid = child.pid;
+  if (pid !== undefined) live.add(pid);
+  const stop = () => {
+    if (pid === undefined) return;
+    killGroup(pid, 'SIGTERM');
+    setTimeout(() => killGroup(pid, 'SIGKILL'), KILL_GRACE_MS).unref();
+  };
+  let timedOut = false;
+  const timer = command.timeoutMs
+    ? setTimeout(() => {
+        timedOut = true;
+        stop();
+      }, command.timeoutMs)
+    : undefined;
+  timer?.unref();
+  opts.signal?.addEventListener('abort', stop, { once: true });
+  const tail: string[] = [];
+  createInterface({ input: child.stderr!, crlfDelay: Infinity }).on('line', (line) => {
+    tail.push(line);
+    if (tail.length > 15) tail.shift();
+    opts.onLine?.(line);
+  });
+  // A reader that stops early (EPIPE) is reported through `finished`, not as an unhandled error.
+  child.stdin!.on('error', () => undefined);
+  const finished = (async (): Promise<RunResult> => {
+    const result = await child;
+    if (timer) clearTimeout(timer);
+    opts.signal?.removeEventListener('abort', stop);
+    if (pid !== undefined) live.delete(pid);
+    const code = (result as { code?: string }).code;
+    if (code === 'ENOENT' && result.exitCode === undefined) {
+      const pkg = HOST_TOOL_PACKAGES[command.file];
+      throw new HnError('ENOTFOUND', `${command.file} not found${pkg ? ` (install the Debian package ${pkg})` : ''}`);
+    }
+    if (timedOut) throw new HnError('ETIMEOUT', `timed out after ${Math.round((command.timeoutMs ?? 0) / 1000)} s: ${shown}`, { details: tail });
+    if (opts.signal?.aborted) throw new HnError('EABORTED', `stopped (build is stopping): ${shown}`, { details: tail });
+    if (result.signal) throw new HnError('ESIGNAL', `killed by ${result.signal}: ${shown}`, { details: tail });
+    const exitCode = result.exitCode ?? -1;
+    if (exitCode !== 0 && !(opts.okExitCodes ?? []).includes(exitCode)) throw new HnError('ECOMMAND', `exit code ${exitCode}: ${shown}`, { details: tail });
+    return { exitCode, stdout: '' };
+  })();
+  return { stdin: child.stdin!, stdout: child.stdout!, finished };
 }

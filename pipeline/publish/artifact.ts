@@ -1,0 +1,240 @@
+// The publish pass: one read of the image yields the compressed artifact
+// (`hn-root_<version>.img.zst`), the sha256 of the raw image (the value the
+// boot sidecar carries) and the sha256 of the artifact.
+//
+// An hn-debian image is 15 GiB apparent and ~1.2 GiB used; compressing it
+// with `zstd -T0` spends most of its time on the zeros of the holes. Here the
+// image is read in 4 MiB chunks; runs of data (and short runs of zeros
+// between them) go through `zstd -T0` as one frame each, and long runs of
+// zeros become copies of a small frame zstd made once from 4 MiB of zeros. A
+// zstd file may hold any number of frames one after another (RFC 8878, 3.1),
+// so a plain `zstd -d` restores the image, sparse when writing a file. The
+// raw sha256 is computed in a worker thread, which hashes zero runs from its
+// own buffer: the data is read once and the hash runs beside the compression.
+
+import { once } from 'node:events';
+import { open } from 'node:fs/promises';
+import { Worker } from 'node:worker_threads';
+import { HnError } from '../errors.ts';
+import { entry } from '../seam/catalogue.ts';
+import type { Command } from '../seam/command.ts';
+import { startPiped } from '../seam/run.ts';
+import { sha256 } from './sums.ts';
+
+const CHUNK = 4 << 20;
+/** A run of zeros at least this long ends a zstd frame; shorter runs are cheaper to compress than to split at. */
+const SPLIT_AT_ZEROS = 64 << 20;
+/** How far the reader may run ahead of the hashing worker. */
+const HASH_BACKLOG = 64 << 20;
+
+/** zstd level 3 (its default; the issue's reference is `zstd -T0 -3`), all cores, to stdout. */
+export const zstdCompress = entry('zstd', (): Command => ({ file: 'zstd', args: ['-T0', '-3', '-q', '-c'], timeoutMs: 60 * 60_000 }));
+
+export interface CompressedImage {
+  image: { bytes: number; sha256: string };
+  artifact: { bytes: number; sha256: string };
+}
+
+export interface CompressOptions {
+  /** Bytes of the image read so far, and the total. */
+  progress?: (done: number, total: number) => void;
+  signal?: AbortSignal;
+}
+
+/** Compresses `image` into `artifactPath` (created or truncated) in one pass; see the header. */
+export async function compressImage(image: string, artifactPath: string, opts: CompressOptions = {}): Promise<CompressedImage> {
+  const input = await open(image, 'r');
+  const output = await open(artifactPath, 'w', 0o644);
+  const hasher = new ImageHasher();
+  const artifactHash = sha256();
+  let artifactBytes = 0;
+  const zeroFrames = new Map<number, Buffer>();
+  const emit = async (bytes: Uint8Array) => {
+    artifactHash.update(bytes);
+    artifactBytes += bytes.length;
+    await output.write(bytes);
+  };
+
+  let frame: Frame | undefined;
+  let zerosPending = 0;
+  const flushZeros = async () => {
+    if (!zerosPending) return;
+    const whole = Math.floor(zerosPending / CHUNK);
+    const rest = zerosPending % CHUNK;
+    const chunkFrame = whole ? await zeroFrame(CHUNK, zeroFrames, opts.signal) : undefined;
+    for (let i = 0; i < whole; i++) await emit(chunkFrame!);
+    if (rest) await emit(await zeroFrame(rest, zeroFrames, opts.signal));
+    zerosPending = 0;
+  };
+
+  try {
+    const size = (await input.stat()).size;
+    let offset = 0;
+    while (offset < size) {
+      if (opts.signal?.aborted) throw new HnError('EABORTED', 'publishing stopped (interrupted)');
+      const chunk = Buffer.allocUnsafe(Math.min(CHUNK, size - offset));
+      const { bytesRead } = await input.read(chunk, 0, chunk.length, offset);
+      if (bytesRead !== chunk.length) throw new HnError('EVERIFY', `${image} shrank while it was being published (read ${offset + bytesRead} of ${size} bytes)`);
+      offset += chunk.length;
+      opts.progress?.(offset, size);
+      if (isZero(chunk)) {
+        await hasher.zeros(chunk.length);
+        zerosPending += chunk.length;
+        continue;
+      }
+      await hasher.data(chunk);
+      if (frame && zerosPending >= SPLIT_AT_ZEROS) {
+        await frame.end();
+        frame = undefined;
+      }
+      if (!frame) {
+        await flushZeros();
+        frame = new Frame(emit, opts.signal);
+      } else {
+        for (let left = zerosPending; left > 0; left -= CHUNK) await frame.write(ZERO.subarray(0, Math.min(CHUNK, left)));
+        zerosPending = 0;
+      }
+      await frame.write(chunk);
+    }
+    if (frame) await frame.end();
+    frame = undefined;
+    await flushZeros();
+    await output.sync();
+    return { image: { bytes: size, sha256: await hasher.digest() }, artifact: { bytes: artifactBytes, sha256: artifactHash.hex() } };
+  } finally {
+    await frame?.abort();
+    await hasher.close();
+    await input.close();
+    await output.close();
+  }
+}
+
+const ZERO = Buffer.alloc(CHUNK);
+
+function isZero(chunk: Buffer): boolean {
+  return chunk.equals(chunk.length === CHUNK ? ZERO : ZERO.subarray(0, chunk.length));
+}
+
+/** One zstd frame: data written to a zstd process, its output emitted in order. */
+class Frame {
+  private readonly zstd;
+  private readonly drained: Promise<void>;
+
+  constructor(emit: (bytes: Uint8Array) => Promise<void>, signal?: AbortSignal) {
+    this.zstd = startPiped(zstdCompress(), { signal });
+    const stdout = this.zstd.stdout;
+    this.drained = (async () => {
+      for await (const piece of stdout) await emit(piece as Buffer);
+    })();
+    this.drained.catch(() => undefined);
+  }
+
+  async write(bytes: Buffer) {
+    if (!this.zstd.stdin.write(bytes)) await Promise.race([once(this.zstd.stdin, 'drain'), this.zstd.finished]);
+  }
+
+  async end() {
+    this.zstd.stdin.end();
+    await Promise.all([this.drained, this.zstd.finished]);
+  }
+
+  async abort() {
+    this.zstd.stdin.destroy();
+    this.zstd.stdout.destroy();
+    await this.zstd.finished.catch(() => undefined);
+  }
+}
+
+/** The zstd frame of `length` zero bytes, made once per length by zstd itself. */
+async function zeroFrame(length: number, made: Map<number, Buffer>, signal?: AbortSignal): Promise<Buffer> {
+  const known = made.get(length);
+  if (known) return known;
+  const pieces: Buffer[] = [];
+  const frame = new Frame(async (bytes) => void pieces.push(Buffer.from(bytes)), signal);
+  await frame.write(ZERO.subarray(0, length));
+  await frame.end();
+  const bytes = Buffer.concat(pieces);
+  made.set(length, bytes);
+  return bytes;
+}
+
+// The hashing worker: plain JavaScript, so it needs no loader. Zero runs are
+// hashed from its own buffer; data chunks arrive as transferred ArrayBuffers.
+const HASH_WORKER = `
+const { parentPort } = require('node:worker_threads');
+const { createHash } = require('node:crypto');
+const hash = createHash('sha256');
+const zero = Buffer.alloc(${CHUNK});
+parentPort.on('message', (m) => {
+  if (m.zeros) {
+    for (let left = m.zeros; left > 0; left -= zero.length) hash.update(left >= zero.length ? zero : zero.subarray(0, left));
+    parentPort.postMessage({ done: m.zeros });
+  } else if (m.data) {
+    hash.update(new Uint8Array(m.data));
+    parentPort.postMessage({ done: m.data.byteLength });
+  } else if (m.end) {
+    parentPort.postMessage({ digest: hash.digest('hex') });
+  }
+});
+`;
+
+/** sha256 of the raw image in a worker thread, with the reader held back to HASH_BACKLOG ahead of it. */
+class ImageHasher {
+  private readonly worker = new Worker(HASH_WORKER, { eval: true });
+  private backlog = 0;
+  private waiting: (() => void) | undefined;
+  private digested: ((hex: string) => void) | undefined;
+  private failed: Error | undefined;
+
+  constructor() {
+    this.worker.on('message', (m: { done?: number; digest?: string }) => {
+      if (m.done !== undefined) {
+        this.backlog -= m.done;
+        if (this.backlog <= HASH_BACKLOG) this.wake();
+      }
+      if (m.digest !== undefined) this.digested?.(m.digest);
+    });
+    this.worker.on('error', (e) => {
+      this.failed = e;
+      this.wake();
+    });
+  }
+
+  private wake() {
+    const w = this.waiting;
+    this.waiting = undefined;
+    w?.();
+  }
+
+  private async admit(bytes: number) {
+    if (this.failed) throw this.failed;
+    this.backlog += bytes;
+    while (this.backlog > HASH_BACKLOG && !this.failed) await new Promise<void>((r) => (this.waiting = r));
+    if (this.failed) throw this.failed;
+  }
+
+  async zeros(length: number) {
+    this.worker.postMessage({ zeros: length });
+    await this.admit(length);
+  }
+
+  /** A copy of `bytes` goes to the worker (transferred, so it is copied once); the caller keeps `bytes`. */
+  async data(bytes: Uint8Array) {
+    const copy = new Uint8Array(bytes.length);
+    copy.set(bytes);
+    this.worker.postMessage({ data: copy.buffer }, [copy.buffer]);
+    await this.admit(bytes.length);
+  }
+
+  digest(): Promise<string> {
+    return new Promise((resolve, reject) => {
+      if (this.failed) return reject(this.failed);
+      this.digested = resolve;
+      this.worker.postMessage({ end: true });
+    });
+  }
+
+  async close() {
+    await this.worker.terminate();
+  }
+}

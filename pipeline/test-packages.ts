@@ -17,4 +17,6 @@ export const FULL_TEST_PACKAGES: Readonly<Record<string, string>> = {
   ovmf: 'firmware', // UEFI firmware for those boots (pipeline/qemu.ts)
   'docker-registry': 'registry', // a real OCI registry on 127.0.0.1 for the OCI client (test/publish)
   'apache2-utils': 'htpasswd', // bcrypt htpasswd file of the authenticated registry
+  'nginx-light': 'http', // a web server on 127.0.0.1 serving a directory store to readers (test/publish)
+  shellcheck: 'lint', // the shell steps of the CI workflow files (test/ci-files.test.ts)
 };

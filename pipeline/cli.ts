@@ -16,6 +16,7 @@ import { listProfiles, resolveProfile } from './profiles.ts';
 import { progressMode } from './progress.ts';
 import { summarise, type BuildReport } from './report.ts';
 import { assertRecovered, cleanBuildDir } from './recovery.ts';
+import { publishCommands } from './publish/commands.ts';
 import { keygen } from './publish/keygen.ts';
 import { build, type BuildResult } from './runner.ts';
 import { stagesFor } from './stages-table.ts';
@@ -220,6 +221,7 @@ export async function main(args: string[]): Promise<number> {
           else process.stdout.write(`signing key ${made.fingerprint}\n  private  ${made.privateKey}\n  public   ${made.publicKey}\n  keyring  ${made.keyring} (gpgv --keyring)\n`);
         },
       )
+      .command(publishCommands((json) => (jsonMode = json)))
       .command('profiles', 'List the profiles', {}, async () => {
         for (const p of await listProfiles(profilesDir)) {
           process.stdout.write(`${p.name.padEnd(14)} ${p.abstract ? '(abstract) ' : ''}${p.description}\n`);
@@ -255,7 +257,7 @@ export async function main(args: string[]): Promise<number> {
           else process.stdout.write(packages.join('\n') + '\n');
         },
       )
-      .demandCommand(1, 'name a command: build, clean, provision, profiles, profile show, stages, host-packages (see --help)')
+      .demandCommand(1, 'name a command: build, clean, provision, keygen, publish, versions, verify, promote, prune, diff, profiles, profile show, stages, host-packages (see --help)')
       .strict()
       .epilog(EXIT_CODES)
       .fail((msg, err) => {

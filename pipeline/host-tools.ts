@@ -4,15 +4,17 @@
 // a hand-written list of tool names.
 
 import { sha256Command } from './boot/sidecar.ts';
+import { fileExtents, zstdCompress } from './publish/artifact.ts';
 import { type CatalogueEntry, programsOf } from './seam/catalogue.ts';
 import { cmd, HOST_TOOL_PACKAGES } from './seam/command.ts';
 import type { StageDef } from './stage.ts';
 
 /**
  * What the runner runs around the stages: checkpoints (sync, trim, freeze,
- * sparse copy), restoring one (copy), publishing (copy, the sidecar's sha256).
+ * sparse copy), restoring one (copy), the output (copy, the sidecar's sha256),
+ * publishing to a store when one is named (extent map, zstd).
  */
-export const ENGINE_COMMANDS: readonly CatalogueEntry[] = [cmd.sync, cmd.fstrim, cmd.fsfreeze, cmd.copySparse, sha256Command];
+export const ENGINE_COMMANDS: readonly CatalogueEntry[] = [cmd.sync, cmd.fstrim, cmd.fsfreeze, cmd.copySparse, sha256Command, fileExtents, zstdCompress];
 
 /** Every catalogue entry a build with these stages may run. */
 export const commandsOf = (stages: readonly StageDef[]): CatalogueEntry[] => [...ENGINE_COMMANDS, ...stages.flatMap((s) => s.commands ?? [])];

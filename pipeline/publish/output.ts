@@ -42,10 +42,14 @@ export interface Published {
 /** Name a file has while it is being written. */
 export const PARTIAL = '.partial';
 
+/** The files beside a published image: its checksum sidecar and its report (JSON and text). */
+export function outputFiles(image: string) {
+  const base = `${image.replace(/\.img$/, '')}.report`;
+  return { image, sidecar: `${image}.sha256`, json: `${base}.json`, text: `${base}.txt` };
+}
+
 export async function publishImage(req: PublishRequest): Promise<Published> {
-  const final = join(req.dir, req.fileName);
-  const reportBase = join(req.dir, `${req.fileName.replace(/\.img$/, '')}.report`);
-  const files = { image: final, sidecar: `${final}.sha256`, json: `${reportBase}.json`, text: `${reportBase}.txt` };
+  const files = outputFiles(join(req.dir, req.fileName));
   const temporaries = [...Object.values(files).map((f) => f + PARTIAL), `${req.source}.sha256${PARTIAL}`];
   try {
     // Computed (once) beside the source: a failure here is the cache's, not the output's.

@@ -45,6 +45,7 @@ export const HOST_TOOL_PACKAGES: Record<string, string> = {
   'mkfs.ext4': 'e2fsprogs',
   e2fsck: 'e2fsprogs',
   debugfs: 'e2fsprogs',
+  filefrag: 'e2fsprogs',
   'mkfs.btrfs': 'btrfs-progs',
   btrfs: 'btrfs-progs',
   'mkfs.vfat': 'dosfstools',

@@ -1,0 +1,226 @@
+// `hnforge publish`: one built image into a channel of a store, in the order
+// that keeps every reader safe:
+//
+//   lock the profile -> read the channel (signature checked) -> compress and
+//   hash the image in one pass -> upload artifact, manifest and report ->
+//   read them back from the store and check their sha256 -> write the new
+//   SHA256SUMS, then its signature -> unlock.
+//
+// A crash or failed upload before the index is written leaves the channel as
+// it was: the new files are not listed, so no reader takes them. Published
+// files are immutable: the same version with other content is refused.
+
+import { readdir, readFile, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { HnError } from '../errors.ts';
+import { summarise } from '../report.ts';
+import { compressImage } from './artifact.ts';
+import { readChannel, type Channel } from './channel.ts';
+import { diffManifests, formatDiff } from './diff.ts';
+import { buildManifest, manifestBytes, parseManifest, type PublishableReport } from './manifest.ts';
+import { outputFiles } from './output.ts';
+import { signDetached } from './signing.ts';
+import { publicKeyringOf, type SigningKey } from './signing-key.ts';
+import { INDEX_FILES, NAME_PATTERN, versionFiles, type ChannelRef, type Store, type StoredFile, type Upload } from './store.ts';
+import { formatSums, sha256, withEntry } from './sums.ts';
+import { checkVersion } from './version.ts';
+
+export const DEFAULT_CHANNEL = 'nightly';
+
+export interface PublishOptions {
+  image: string;
+  store: Store;
+  channel: string;
+  signingKey?: SigningKey;
+  /** How long to wait for another publish of the profile. */
+  lockWaitMs: number;
+  say?: (line: string) => void;
+  progress?: (done: number, total: number) => void;
+  signal?: AbortSignal;
+  now?: () => Date;
+}
+
+export interface PublishResult {
+  store: string;
+  profile: string;
+  channel: string;
+  version: string;
+  /** True when this exact version was already in the channel: nothing was uploaded. */
+  alreadyPublished: boolean;
+  signedBy?: string;
+  files: StoredFile[];
+  image: { sha256: string; bytes: number };
+  previous?: string;
+  seconds: number;
+}
+
+/** The build report beside an image, with the fields publishing needs checked. */
+export async function readBuildReport(image: string): Promise<PublishableReport & { version: string }> {
+  const path = outputFiles(image).json;
+  let report: PublishableReport;
+  try {
+    report = JSON.parse(await readFile(path, 'utf8')) as PublishableReport;
+  } catch (e) {
+    const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'is missing' : `cannot be read (${(e as Error).message})`;
+    throw new HnError('EUSAGE', `${path} ${why}; publish an image built by hnforge build (its report lies beside it)`, { cause: e });
+  }
+  if (!report.version) throw new HnError('EUSAGE', `${path} names no version (built before versions existed); rebuild the image`);
+  checkVersion(report.version);
+  if (!NAME_PATTERN.test(report.profile ?? '')) throw new HnError('EUSAGE', `${path}: profile ${JSON.stringify(report.profile)} cannot name a store directory`);
+  return report as PublishableReport & { version: string };
+}
+
+export function checkChannelName(channel: string): string {
+  if (!NAME_PATTERN.test(channel)) throw new HnError('EUSAGE', `channel ${JSON.stringify(channel)}: use lowercase letters, digits, ".", "_" and "-" (e.g. nightly, stable)`);
+  return channel;
+}
+
+export async function publish(opts: PublishOptions): Promise<PublishResult> {
+  const started = Date.now();
+  const say = opts.say ?? (() => undefined);
+  const report = await readBuildReport(opts.image);
+  const ref: ChannelRef = { profile: report.profile, channel: checkChannelName(opts.channel) };
+  const { version } = report;
+  const names = versionFiles(version);
+  const keyring = opts.signingKey ? (await publicKeyringOf(opts.signingKey)).bytes : undefined;
+  if (!opts.signingKey) say(`publishing UNSIGNED: no --signing-key (or $HNFORGE_SIGNING_KEY); nodes refuse unsigned versions unless told otherwise`);
+
+  const lock = await opts.store.lock(ref.profile, opts.lockWaitMs);
+  const scratch = join(dirname(opts.image), `.${names.artifact}.partial-${process.pid}`);
+  try {
+    await removeStaleScratch(dirname(opts.image), names.artifact);
+    const channel = await readChannel(opts.store, ref, { keyring, allowUnsigned: !opts.signingKey });
+    if (channel.signed && !opts.signingKey) {
+      throw new HnError('EUNSIGNED', `${opts.store.url} ${ref.profile}/${ref.channel} is signed; publishing without --signing-key would drop its signature`);
+    }
+    await refuseElsewhere(opts.store, ref, version, opts.signingKey ? keyring : undefined);
+    const listed = channel.sums.get(names.manifest);
+    if (listed) {
+      const stored = parseManifest(await readStored(opts.store, ref, { name: names.manifest, sha256: listed, size: 0 }), `${names.manifest} in ${ref.channel}`);
+      if (report.sha256 && stored.image.sha256 === report.sha256) {
+        say(`${version} is already in ${ref.profile}/${ref.channel} with this image; nothing to do`);
+        return result(opts, ref, version, channel, true, stored.image, started);
+      }
+      if (report.sha256) throw exists(opts.store, ref, version);
+    }
+
+    say(`compressing ${opts.image} (version ${version})`);
+    const compressed = await compressImage(opts.image, scratch, { progress: opts.progress, signal: opts.signal });
+    if (report.sha256 && report.sha256 !== compressed.image.sha256) {
+      throw new HnError('EVERIFY', `${opts.image} changed since it was built (sha256 ${compressed.image.sha256}, report says ${report.sha256}); rebuild it`);
+    }
+    if (listed) throw exists(opts.store, ref, version); // listed, and the report had no sha256 to prove it the same
+
+    const previous = channel.versions.find((v) => v !== version);
+    const manifest = buildManifest(report, version, ref.channel, compressed, (opts.now ?? (() => new Date()))());
+    const reportText = summarise(report) + `version        ${version}\n\n` + (await changesSince(opts.store, ref, channel, previous, manifest));
+    const uploads = [
+      upload(names.artifact, { path: scratch }, compressed.artifact),
+      inMemory(names.manifest, manifestBytes(manifest)),
+      inMemory(names.report, Buffer.from(reportText)),
+    ];
+    say(`uploading ${uploads.map((u) => u.name).join(', ')} to ${opts.store.url}`);
+    await opts.store.putFiles(ref, version, uploads);
+    say('reading the upload back');
+    for (const f of uploads) await readStored(opts.store, ref, f);
+
+    let sums: Map<string, string> = channel.sums;
+    for (const f of uploads) sums = withEntry(sums, f.name, f.sha256);
+    await writeSignedIndex(opts.store, ref, sums, opts.signingKey);
+    say(`${ref.profile}/${ref.channel} now lists ${version}${opts.signingKey ? ' (signed)' : ' (unsigned)'}`);
+    const signedBy = opts.signingKey ? (await publicKeyringOf(opts.signingKey)).fingerprints[0] : undefined;
+    return {
+      ...result(opts, ref, version, { ...channel, sums, signedBy }, false, { sha256: compressed.image.sha256, apparentBytes: compressed.image.bytes }, started),
+      previous, files: uploads.map(({ name, sha256, size }) => ({ name, sha256, size })),
+    };
+  } finally {
+    await rm(scratch, { force: true }).catch(() => undefined);
+    await lock.release();
+  }
+}
+
+function result(opts: PublishOptions, ref: ChannelRef, version: string, channel: Channel, already: boolean, image: { sha256: string; apparentBytes: number }, started: number): PublishResult {
+  const files = Object.values(versionFiles(version)).map((name) => ({ name, sha256: channel.sums.get(name) ?? '', size: 0 }));
+  return {
+    store: opts.store.url, profile: ref.profile, channel: ref.channel, version, alreadyPublished: already, signedBy: channel.signedBy,
+    files, image: { sha256: image.sha256, bytes: image.apparentBytes }, seconds: (Date.now() - started) / 1000,
+  };
+}
+
+const exists = (store: Store, ref: ChannelRef, version: string) =>
+  new HnError('EPUBLISH_EXISTS', `${store.url} ${ref.profile}/${ref.channel} already holds version ${version} with another image; published versions are immutable: rebuild (a new version is chosen) or pass --version to the build`);
+
+/** A version belongs to one channel; other channels get it by promote, which keeps its digest. */
+async function refuseElsewhere(store: Store, ref: ChannelRef, version: string, keyring: Uint8Array | undefined) {
+  for (const other of await store.channels(ref.profile)) {
+    if (other === ref.channel) continue;
+    const channel = await readChannel(store, { profile: ref.profile, channel: other }, { keyring, allowUnsigned: true });
+    if (channel.sums.has(versionFiles(version).manifest)) {
+      throw new HnError('EPUBLISH_EXISTS', `version ${version} of ${ref.profile} is already published in channel ${other}; use hnforge promote ${version} --channel ${ref.channel} to add it here`);
+    }
+  }
+}
+
+/** The report's "what changed" section: against the channel's previous head. */
+async function changesSince(store: Store, ref: ChannelRef, channel: Channel, previous: string | undefined, manifest: ReturnType<typeof buildManifest>): Promise<string> {
+  if (!previous) return `first version in ${ref.profile}/${ref.channel}\n`;
+  const name = versionFiles(previous).manifest;
+  const before = parseManifest(await readStored(store, ref, { name, sha256: channel.sums.get(name)!, size: 0 }), `${name} in ${ref.channel}`);
+  return formatDiff(diffManifests(before, manifest));
+}
+
+/** A stored file's bytes, checked against the sha256 the caller trusts. Small files only (manifests, reports). */
+export async function readStored(store: Store, ref: ChannelRef, file: StoredFile): Promise<Buffer> {
+  const { bytes, sha256: got } = await hashStored(store, ref, file, true);
+  if (got !== file.sha256) {
+    throw new HnError('EVERIFY', `${store.url} ${ref.profile}/${ref.channel}/${file.name}: sha256 ${got}, but ${INDEX_FILES.sums} says ${file.sha256} (tampered, truncated or incomplete)`);
+  }
+  return bytes!;
+}
+
+/** Streams a stored file through sha256; `keep` also returns its bytes. */
+export async function hashStored(store: Store, ref: ChannelRef, file: StoredFile, keep = false): Promise<{ sha256: string; bytes?: Buffer; size: number }> {
+  const hash = sha256();
+  const pieces: Buffer[] = [];
+  for await (const piece of await store.readFile(ref, file)) {
+    hash.update(piece as Buffer);
+    if (keep) pieces.push(piece as Buffer);
+  }
+  return { sha256: hash.hex(), bytes: keep ? Buffer.concat(pieces) : undefined, size: hash.bytes };
+}
+
+/** SHA256SUMS, then its signature (or none when unsigned): the order readers rely on. */
+export async function writeSignedIndex(store: Store, ref: ChannelRef, sums: ReadonlyMap<string, string>, key: SigningKey | undefined) {
+  const text = Buffer.from(formatSums(sums));
+  const signature = key ? await signDetached(text, key.armored, { passphrase: key.passphrase }) : undefined;
+  await store.writeIndex(ref, text, signature);
+}
+
+function upload(name: string, source: Upload['source'], digest: { bytes: number; sha256: string }): Upload {
+  return { name, source, sha256: digest.sha256, size: digest.bytes };
+}
+
+function inMemory(name: string, bytes: Uint8Array): Upload {
+  const h = sha256();
+  h.update(bytes);
+  return { name, source: { bytes }, sha256: h.hex(), size: bytes.length };
+}
+
+/** Scratch artifacts of publishes killed on this host (pid gone). */
+async function removeStaleScratch(dir: string, artifact: string) {
+  const prefix = `.${artifact}.partial-`;
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    if (!name.startsWith(prefix)) continue;
+    const pid = Number(name.slice(prefix.length));
+    if (pid && pid !== process.pid && !alive(pid)) await rm(join(dir, name), { force: true });
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

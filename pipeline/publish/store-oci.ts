@@ -304,6 +304,8 @@ export class OciStore implements Store {
   async lock(profile: string, waitMs: number): Promise<StoreLock> {
     return this.guard(async () => {
       const client = this.client(profile);
+      // The lock manifest's config and layer; a repository seen for the first time lacks it.
+      await client.pushBlob({ bytes: EMPTY_CONFIG });
       const deadline = Date.now() + waitMs;
       for (;;) {
         const current = await this.readLock(client);

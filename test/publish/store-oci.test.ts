@@ -326,6 +326,17 @@ describe.skipIf(!registryAvailable)('[root] OCI store against docker-registry 2.
     expect(e.message).toContain(`delete the manifest tagged ${LOCK_TAG}`);
   });
 
+  it('of two lockers racing for a free lock, the read-back lets exactly one win', async () => {
+    const { store } = await fresh();
+    const other = await openOciStore(store.url, quick);
+    const results = await Promise.allSettled([store.lock('p', 0), other.lock('p', 0)]);
+    const won = results.filter((r) => r.status === 'fulfilled');
+    const lost = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    expect(won).toHaveLength(1);
+    expect(lost.map((r) => (r.reason as { code?: string }).code)).toEqual(['EPUBLISH_BUSY']);
+    await (won[0] as PromiseFulfilledResult<{ release(): Promise<void> }>).value.release();
+  });
+
   it('releases the lock with a marker where the registry has deletion disabled', async () => {
     const keeping = await startRegistry({ deleteEnabled: false });
     try {

@@ -164,6 +164,9 @@ export class OciStore implements Store {
     return this.guard(async () => {
       const client = this.client(ref.profile);
       const plainTag = ref.channel;
+      if (plainTag === LOCK_TAG || plainTag.startsWith(CHANNEL_TAG_PREFIX)) {
+        throw new HnError('EUSAGE', `${this.url}: channel name "${ref.channel}" is a tag name the OCI store uses itself (${LOCK_TAG}, ${CHANNEL_TAG_PREFIX}*); choose another channel name`);
+      }
       // A tag named like the channel without the channel's own index tag is a version's (see putFiles).
       if ((await maybeManifest(client, plainTag)) && !(await maybeManifest(client, CHANNEL_TAG_PREFIX + ref.channel))) {
         throw new HnError('EPUBLISH_EXISTS', `${this.url}: ${ref.profile} has a version tagged "${plainTag}", the tag channel ${ref.channel} would move; choose another channel name`);
@@ -190,6 +193,8 @@ export class OciStore implements Store {
       const manifest = artifactManifest({ artifactType: ARTIFACT_TYPE.channel, layers, created: new Date(), annotations: { [CHANNEL_ANNOTATION]: ref.channel } });
       await client.putManifest(CHANNEL_TAG_PREFIX + ref.channel, manifest);
       // The index is the truth; the plain tag follows it (a failure here is repaired by the next write).
+      // A channel emptied of versions keeps its plain tag on its last head: registries delete
+      // a tag only with its manifest, which is that version's.
       if (headManifest) await client.putManifest(plainTag, headManifest.bytes);
     });
   }
@@ -399,8 +404,10 @@ export class OciStore implements Store {
     // The client's lines read "<registry, operation, repository>: <problem>; <what to do>".
     const cut = e.message.lastIndexOf('; ');
     const what = cut > 0 ? e.message.slice(0, cut) : e.message;
+    // docker-registry itself reports a full disk only as "500 unknown error" (the cause is in its
+    // log): that one stays ESTORE, whose line says to read the log.
     if (/HTTP 413|HTTP 507|quota|no space|insufficient storage/i.test(e.message)) {
-      return new HnError('ESTORE_FULL', `${what}; the registry has no space or quota left: free space or raise the quota, or prune (hnforge prune --keep N)`, { cause: e });
+      return new HnError('ESTORE_FULL', `${what}; the registry has no space or quota left (or a proxy before it limits request size): free space, raise the quota or the proxy's limit, or prune (hnforge prune --keep N)`, { cause: e });
     }
     if (e.code === 'EOCI_AUTH' || e.code === 'EOCI_CREDENTIALS') {
       return new HnError('ESTORE_DENIED', `${what}; log in with \`docker login ${this.target.registry}\` (or check auths["${this.target.registry}"] in ~/.docker/config.json or $DOCKER_CONFIG) and make sure the user may push to ${this.target.repository}`, { cause: e });

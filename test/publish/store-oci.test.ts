@@ -165,6 +165,11 @@ describe.skipIf(!registryAvailable)('[root] OCI store against docker-registry 2.
     expect((await failure(store.putFiles(nightly, 'nightly', [ghost]))).code).toBe('EVERSION');
     await publish(store, nightly, 'beta');
     expect((await failure(store.writeIndex({ profile: 'p', channel: 'beta' }, sumsOf(rest), undefined))).code).toBe('EPUBLISH_EXISTS');
+    // Channel names that are the store's own tags are refused before anything is written.
+    for (const channel of [LOCK_TAG, 'channel-x']) {
+      expect((await failure(store.writeIndex({ profile: 'p', channel }, sumsOf(rest), undefined))).code).toBe('EUSAGE');
+    }
+    expect(await store.channels('p')).toEqual(['nightly']);
   });
 
   it('skopeo fetches the head version by the plain channel tag', async (ctx) => {
@@ -291,6 +296,7 @@ describe.skipIf(!registryAvailable)('[root] OCI store against docker-registry 2.
     const full = await failure(store.putFiles({ profile: 'p', channel: 'nightly' }, '5', [upload('hn-root_5.json', Buffer.from('{"version":"5"}'))]));
     expect(full.code).toBe('ESTORE_FULL');
     expect(full.message).toMatch(/HTTP 413.*no space or quota left/);
+    expect(full.message).not.toContain('\n');
 
     const port = await freePort();
     const dead = await openOciStore(`oci://127.0.0.1:${port}/hn`, { ...quick, retries: 1 });
@@ -337,7 +343,7 @@ describe.skipIf(!registryAvailable)('[root] OCI store against docker-registry 2.
     await (won[0] as PromiseFulfilledResult<{ release(): Promise<void> }>).value.release();
   });
 
-  it('releases the lock with a marker where the registry has deletion disabled', async () => {
+  it('releases the lock with a marker where the registry has deletion disabled; prune there says how to enable it', async () => {
     const keeping = await startRegistry({ deleteEnabled: false });
     try {
       const store = await openOciStore(`${keeping.oci}/${unique('hn')}`, quick);
@@ -345,6 +351,12 @@ describe.skipIf(!registryAvailable)('[root] OCI store against docker-registry 2.
       expect((await failure(store.lock('p', 0))).code).toBe('EPUBLISH_BUSY');
       await first.release();
       await (await store.lock('p', 0)).release();
+      // Pruning the last reference needs deletion: one ESTORE line saying how to enable it.
+      const files = [upload('hn-root_1.json', Buffer.from('{}\n'))];
+      await store.putFiles({ profile: 'p', channel: 'nightly' }, '1', files);
+      const e = await failure(store.removeFiles({ profile: 'p', channel: 'nightly' }, '1', files, true));
+      expect(e.code).toBe('ESTORE');
+      expect(e.message).toMatch(/DELETE manifest sha256:[0-9a-f]+ in hn\/[0-9a-f]+\/p: HTTP 405 UNSUPPORTED.*; enable deletion in the registry \(docker-registry: storage\.delete\.enabled: true\)$/);
     } finally {
       await keeping.stop();
     }

@@ -473,7 +473,7 @@ function verifying(body: Readable, layer: Descriptor, what: string, idleMs: numb
       timer.refresh();
       return;
     }
-    check.destroy(new HnError('ESTORE', `${what}: no data for ${Math.round(idleMs / 1000)} s; check the network and the registry, then rerun`));
+    check.destroy(new HnError('ESTORE', `${what}: no data for ${idleMs / 1000} s; check the network and the registry, then rerun`));
   }, idleMs).unref();
   body.on('error', (e) => check.destroy(new HnError('ESTORE', `${what}: the download broke off after ${seen} bytes (${(e as Error).message}); rerun`, { cause: e })));
   check.on('close', () => {

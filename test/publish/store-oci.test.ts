@@ -243,7 +243,7 @@ describe.skipIf(!registryAvailable)('[root] OCI store against docker-registry 2.
     await store.removeFiles(nightly, '3', files, true); // absent is fine
   });
 
-  it('a missing blob behind a manifest is EPUBLISH_MISSING; an altered or cut-off blob is one ESTORE line, not bytes', async () => {
+  it('a missing blob behind a manifest is EPUBLISH_MISSING; an altered, cut-off or stalled blob is one ESTORE line, not bytes', async () => {
     const { store, repository } = await fresh(proxy.oci);
     const nightly = { profile: 'p', channel: 'nightly' };
     const [img] = await publish(store, nightly, '4');
@@ -251,7 +251,7 @@ describe.skipIf(!registryAvailable)('[root] OCI store against docker-registry 2.
     expect((await failure(store.readFile(nightly, img!))).code).toBe('EPUBLISH_MISSING');
     proxy.reset();
     // A proxy that rewrites one byte of a blob, or cuts its connection half-way through it.
-    let mode: 'alter' | 'cut' = 'alter';
+    let mode: 'alter' | 'cut' | 'hang' = 'alter';
     const server = createServer(async (req, res) => {
       const up = await fetch(`http://127.0.0.1:${registry.port}${req.url}`, { headers: { accept: String(req.headers.accept ?? '') } });
       const body = Buffer.from(await up.arrayBuffer());
@@ -261,7 +261,8 @@ describe.skipIf(!registryAvailable)('[root] OCI store against docker-registry 2.
         body[0] = body[0]! ^ 1;
         return res.end(body);
       }
-      res.write(body.subarray(0, 1000), () => setTimeout(() => res.destroy(), 50));
+      // 'hang': a registry that stops sending without closing the connection.
+      res.write(body.subarray(0, 1000), () => (mode === 'cut' ? setTimeout(() => res.destroy(), 50) : undefined));
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     try {
@@ -274,6 +275,11 @@ describe.skipIf(!registryAvailable)('[root] OCI store against docker-registry 2.
       expect(cut.code).toBe('ESTORE');
       expect(cut.message).toMatch(/: reading p\/hn-root_4\.img\.zst: the download broke off after 1000 bytes \(.*\); rerun$/);
       expect(cut.message).not.toContain('\n');
+      mode = 'hang';
+      const stalled = await openOciStore(altered.url, { ...quick, readIdleMs: 300 });
+      const hung = await failure(bytesOf(await stalled.readFile(nightly, img!)));
+      expect(hung.code).toBe('ESTORE');
+      expect(hung.message).toMatch(/: reading p\/hn-root_4\.img\.zst: no data for 0\.3 s; check the network and the registry, then rerun$/);
     } finally {
       server.closeAllConnections();
       server.close();

@@ -72,7 +72,9 @@ export async function openOciStore(url: string, opts: OciStoreOptions = {}): Pro
   try {
     target = parseOciUrl(url, opts);
   } catch (e) {
-    throw new HnError('ESTORE_URL', `store ${url}: ${e instanceof HnError ? e.message.replace(/^.*?: /, '') : String(e)}`, { cause: e });
+    // The client's line suggests a tag, which a store URL must not have: keep only its reason.
+    const why = e instanceof HnError ? e.message.replace(/^.*?: /, '').replace(/; write .*$/, '') : String(e);
+    throw new HnError('ESTORE_URL', `store ${url}: ${why}; write oci://host[:port]/repository, e.g. oci://registry.example.org/hn/images`, { cause: e });
   }
   if (target.tag) throw new HnError('ESTORE_URL', `store ${url}: a store is a repository, not a tag; drop ":${target.tag}" (write oci://host[:port]/repository)`);
   return new OciStore(target, opts);

@@ -39,7 +39,11 @@ describe('oci:// store URLs and names', () => {
       const e = await failure(openStore(bad));
       expect(e.code, bad).toBe('ESTORE_URL');
       expect(e.message).not.toContain('\n');
+      expect(e.message).toMatch(/^store oci:\/\/.*; (write oci:\/\/host\[:port\]\/repository, e\.g\. oci:\/\/registry\.example\.org\/hn\/images|drop ":latest".*)$/);
     }
+    expect((await failure(openStore('oci://host/Upper'))).message).toBe(
+      'store oci://host/Upper: "Upper" is not a repository name (lowercase, digits, . _ - and /); write oci://host[:port]/repository, e.g. oci://registry.example.org/hn/images',
+    );
   });
 
   it('maps versions to tags one-to-one and refuses names the store uses itself', async () => {

@@ -598,6 +598,35 @@ export class OciClient {
     return tags;
   }
 
+  /**
+   * Every repository of the registry (the catalog API), following Link
+   * pagination; undefined when the registry does not offer the catalog
+   * (hosted registries answer 401/403/404 to it even with valid credentials).
+   */
+  async listRepositories(pageSize = 100): Promise<string[] | undefined> {
+    const repositories: string[] = [];
+    let url: string | undefined = `${this.target.baseUrl}/v2/_catalog?n=${pageSize}`;
+    while (url) {
+      let res: Response;
+      try {
+        res = await this.call({ what: 'list repositories', method: 'GET', url, expect: [200, 403, 404, 405] });
+      } catch (e) {
+        // A 401 after the credentials were sent: the token's scope does not cover the catalog.
+        if (e instanceof HnError && e.code === 'EOCI_AUTH' && /HTTP 401/.test(e.message)) return undefined;
+        throw e;
+      }
+      if (res.status !== 200) {
+        await res.body?.cancel();
+        return undefined;
+      }
+      const page = (await res.json()) as { repositories?: string[] | null };
+      repositories.push(...(page.repositories ?? []));
+      const next = /<([^>]+)>\s*;\s*rel="?next"?/.exec(res.headers.get('link') ?? '')?.[1];
+      url = next ? new URL(next, this.target.baseUrl).toString() : undefined;
+    }
+    return repositories;
+  }
+
   /** Deletes a manifest (and so every tag on it). False when it was not there. */
   async deleteManifest(digest: string): Promise<boolean> {
     if (!digest.startsWith('sha256:')) throw this.fail('EOCI_REFERENCE', `DELETE manifest ${digest}`, 'manifests are deleted by digest', 'resolve the tag with getManifest first');

@@ -12,7 +12,7 @@ FROM node:20-bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       btrfs-progs ca-certificates coreutils cpio dash dosfstools e2fsprogs findutils gdisk git gpg gpgv \
-      grub-efi-amd64-bin gzip kmod mmdebstrap mount mtools openssl tar util-linux xz-utils \
+      grub-efi-amd64-bin gzip kmod mmdebstrap mount mtools openssl tar util-linux xz-utils zstd \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/hnforge
 COPY package.json package-lock.json ./

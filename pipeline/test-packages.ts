@@ -9,6 +9,7 @@ export const QUICK_TEST_PACKAGES: Readonly<Record<string, string>> = {
   'gpg-agent': 'keygen', // gpg --quick-gen-key cannot make a key without it
   gpgv: 'signatures', // the Gentoo stages verify the fixtures' signatures
   'xz-utils': 'fixtures', // the synthetic stage3 and snapshot are .tar.xz
+  zstd: 'publish', // publishing compresses with it and the tests decompress as a node does
 };
 
 /** What the full suite needs on top of the quick set, the build and provisioning. */
@@ -18,5 +19,6 @@ export const FULL_TEST_PACKAGES: Readonly<Record<string, string>> = {
   'docker-registry': 'registry', // a real OCI registry on 127.0.0.1 for the OCI client (test/publish)
   'apache2-utils': 'htpasswd', // bcrypt htpasswd file of the authenticated registry
   'nginx-light': 'http', // a web server on 127.0.0.1 serving a directory store to readers (test/publish)
+  skopeo: 'pull', // pulls a published version from the OCI store as a node could (test/publish)
   shellcheck: 'lint', // the shell steps of the CI workflow files (test/ci-files.test.ts)
 };

@@ -1,0 +1,64 @@
+// Publishing speed, side by side in one run (printed, never asserted):
+//   hnforge publish (hash, compress, sign, upload to a directory store and
+//   read back) against `zstd -T0 -3` alone on the same image, and the
+//   publish pass (which yields the raw image's SHA-256) against coreutils
+//   `sha256sum` on it. Targets: publish <= 1.0x zstd; SHA-256 <= 0.2x sha256sum.
+// The two sides take turns going first, round after round, so neither alone
+// profits from a warm page cache.
+//   npm run bench -- publish [--image out/hn-debian/hn-root.img] [--rounds N]
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { execa } from 'execa';
+import { KEY_FILES, keygen } from '../pipeline/publish/keygen.ts';
+import { compressImage } from '../pipeline/publish/artifact.ts';
+
+const args = process.argv.slice(2);
+const option = (name: string, fallback: string) => {
+  const i = args.indexOf(name);
+  return i >= 0 && args[i + 1] ? args[i + 1]! : fallback;
+};
+const image = resolve(option('--image', 'out/hn-debian/hn-root.img'));
+const rounds = Number(option('--rounds', '2'));
+const info = await stat(image).catch(() => undefined);
+if (!info) {
+  console.error(`hnforge-bench: ${image} is missing; build it first: npm run build -- --profile hn-debian (or pass --image PATH)`);
+  process.exit(1);
+}
+
+const repo = resolve(import.meta.dirname, '..');
+const work = await mkdtemp(join(info.isFile() ? resolve(image, '..') : '/tmp', '.bench-publish-'));
+const seconds = async (work: () => Promise<unknown>) => {
+  const t = process.hrtime.bigint();
+  await work();
+  return Number(process.hrtime.bigint() - t) / 1e9;
+};
+const HOUR = 3_600_000;
+
+try {
+  await keygen({ out: join(work, 'keys') });
+  console.log(`image ${image}: ${(info.size / 2 ** 30).toFixed(1)} GiB apparent, ${((info.blocks * 512) / 2 ** 20).toFixed(0)} MiB used`);
+  const sides = {
+    zstd: () => seconds(() => execa('sh', ['-c', 'zstd -T0 -3 -q -c "$1" > "$2"', 'sh', image, join(work, 'ref.zst')], { timeout: HOUR })),
+    publish: async () => {
+      await rm(join(work, 'store'), { recursive: true, force: true });
+      return seconds(() =>
+        execa(join(repo, 'bin/hnforge'), ['publish', '--image', image, '--store', `file://${join(work, 'store')}`, '--signing-key', join(work, 'keys', KEY_FILES.privateKey)], { timeout: HOUR }),
+      );
+    },
+    sha256sum: () => seconds(() => execa('sha256sum', [image], { timeout: HOUR })),
+    pass: () => seconds(() => compressImage(image, join(work, 'pass.zst'))),
+  };
+  for (let round = 1; round <= rounds; round++) {
+    const order = round % 2 ? (['zstd', 'publish', 'sha256sum', 'pass'] as const) : (['publish', 'zstd', 'pass', 'sha256sum'] as const);
+    const t: Record<string, number> = {};
+    for (const side of order) t[side] = await sides[side]();
+    console.log(
+      `round ${round}: zstd -T0 -3 ${t.zstd!.toFixed(1)} s | hnforge publish ${t.publish!.toFixed(1)} s | ratio ${(t.publish! / t.zstd!).toFixed(2)} (target <= 1.00)` +
+        ` || sha256sum ${t.sha256sum!.toFixed(1)} s | publish pass with SHA-256 ${t.pass!.toFixed(1)} s | ratio ${(t.pass! / t.sha256sum!).toFixed(2)} (target <= 0.20)`,
+    );
+  }
+  const [ref, mine] = await Promise.all([stat(join(work, 'ref.zst')), stat(join(work, 'pass.zst'))]);
+  console.log(`compressed: zstd -T0 -3 ${(ref.size / 2 ** 20).toFixed(1)} MiB | hnforge ${(mine.size / 2 ** 20).toFixed(1)} MiB | ratio ${(mine.size / ref.size).toFixed(3)}`);
+} finally {
+  await rm(work, { recursive: true, force: true });
+}

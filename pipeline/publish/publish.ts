@@ -93,7 +93,7 @@ export async function publish(opts: PublishOptions): Promise<PublishResult> {
     if (channel.signed && !opts.signingKey) {
       throw new HnError('EUNSIGNED', `${opts.store.url} ${ref.profile}/${ref.channel} is signed; publishing without --signing-key would drop its signature`);
     }
-    await refuseElsewhere(opts.store, ref, version, opts.signingKey ? keyring : undefined);
+    await refuseElsewhere(opts.store, ref, version);
     const listed = channel.sums.get(names.manifest);
     if (listed) {
       const stored = parseManifest(await readStored(opts.store, ref, { name: names.manifest, sha256: listed, size: 0 }), `${names.manifest} in ${ref.channel}`);
@@ -119,6 +119,9 @@ export async function publish(opts: PublishOptions): Promise<PublishResult> {
       inMemory(names.manifest, manifestBytes(manifest)),
       inMemory(names.report, Buffer.from(reportText)),
     ];
+    // Files of this version that no index lists were left by a publish that died before its
+    // index was written: no reader can have taken them, and they would block this upload.
+    await opts.store.removeFiles(ref, version, uploads, true);
     say(`uploading ${uploads.map((u) => u.name).join(', ')} to ${opts.store.url}`);
     await opts.store.putFiles(ref, version, uploads);
     say('reading the upload back');
@@ -151,10 +154,11 @@ const exists = (store: Store, ref: ChannelRef, version: string) =>
   new HnError('EPUBLISH_EXISTS', `${store.url} ${ref.profile}/${ref.channel} already holds version ${version} with another image; published versions are immutable: rebuild (a new version is chosen) or pass --version to the build`);
 
 /** A version belongs to one channel; other channels get it by promote, which keeps its digest. */
-async function refuseElsewhere(store: Store, ref: ChannelRef, version: string, keyring: Uint8Array | undefined) {
+async function refuseElsewhere(store: Store, ref: ChannelRef, version: string) {
   for (const other of await store.channels(ref.profile)) {
     if (other === ref.channel) continue;
-    const channel = await readChannel(store, { profile: ref.profile, channel: other }, { keyring, allowUnsigned: true });
+    // Only whether it lists the version matters here, not who signed it.
+    const channel = await readChannel(store, { profile: ref.profile, channel: other }, { allowUnsigned: true });
     if (channel.sums.has(versionFiles(version).manifest)) {
       throw new HnError('EPUBLISH_EXISTS', `version ${version} of ${ref.profile} is already published in channel ${other}; use hnforge promote ${version} --channel ${ref.channel} to add it here`);
     }

@@ -136,6 +136,21 @@ describe('publish to a directory store', () => {
     expect((await readChannel(store, ref, await trust())).versions).toEqual(['20261202.1']);
   });
 
+  it('a publish killed after its upload, before its index, leaves nothing that blocks the next publish of that version', async () => {
+    const { store, run, trust, dir } = setup();
+    const first = await makeImage(dir('a'), { version: '20261202.1' });
+    const dying: Store = Object.assign(Object.create(store), {
+      writeIndex: async () => {
+        throw new Error('killed before the index was written (test)');
+      },
+    });
+    await expect(run(first.image, { store: dying })).rejects.toThrow(/killed/);
+    expect((await readChannel(store, ref, await trust())).exists).toBe(false);
+    const second = await makeImage(dir('b'), { version: '20261202.1' });
+    await run(second.image);
+    await verifyVersion({ store, ref, trust: await trust() });
+  });
+
   it('refuses to drop a signature: an unsigned publish into a signed channel', async () => {
     const { run, dir } = setup();
     await run((await makeImage(dir('a'), { version: '1' })).image);

@@ -32,10 +32,11 @@ const PREFIX_SEGMENT = /^[A-Za-z0-9._~+-]+$/;
 
 export function parseS3Url(url: string): S3Location {
   const m = /^s3:\/\/([^/?#]*)(\/[^?#]*)?$/.exec(url);
-  if (!m) throw new HnError('ESTORE_URL', `store ${url}: not s3://bucket[/prefix] (no query or fragment)`);
+  if (!m) throw new HnError('ESTORE_URL', `store ${redact(url)}: not s3://bucket[/prefix] (no query or fragment)`);
   const bucket = m[1]!;
   if (bucket.includes('@') || bucket.includes(':')) {
-    throw new HnError('ESTORE_URL', `store ${url}: credentials or a port do not belong in an s3:// URL; set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) and HNFORGE_S3_ENDPOINT`);
+    // Never echo what may be a secret key.
+    throw new HnError('ESTORE_URL', `store ${redact(url)}: credentials or a port do not belong in an s3:// URL; set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) and HNFORGE_S3_ENDPOINT`);
   }
   const bucketProblem = checkBucket(bucket);
   if (bucketProblem) throw new HnError('ESTORE_URL', `store ${url}: bucket name "${bucket}" ${bucketProblem}`);
@@ -47,6 +48,11 @@ export function parseS3Url(url: string): S3Location {
   }
   const prefix = segments.join('/');
   return { bucket, prefix, url: `s3://${bucket}${prefix ? `/${prefix}` : ''}` };
+}
+
+/** The URL with anything before an "@" in its authority hidden. */
+function redact(url: string): string {
+  return url.replace(/^(s3:\/\/)[^/?#]*@/, '$1***@');
 }
 
 function checkBucket(bucket: string): string | undefined {

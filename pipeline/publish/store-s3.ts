@@ -216,12 +216,12 @@ export class S3Store implements Store {
     const me = thisHolder();
     const deadline = Date.now() + waitMs;
     for (;;) {
-      const held = await this.readLock(key);
+      let held = await this.readLock(key);
       if (!held) {
         if (await this.createLock(key, me)) return { release: () => this.releaseLock(key, me) };
-        continue; // someone else was quicker: look at who it is
-      }
-      if (held.holder && isStale(held.holder, me.host)) {
+        // Someone else was quicker: that is who to name if the wait runs out.
+        held = (await this.readLock(key)) ?? {};
+      } else if (held.holder && isStale(held.holder, me.host)) {
         // The holder died on this host (SIGKILL, power cut of the builder): its lock is stale.
         await this.deleteObject(key);
         continue;
@@ -341,7 +341,21 @@ export class S3Store implements Store {
   }
 
   private async multipartUpload(key: string, file: Upload): Promise<void> {
-    const body = 'path' in file.source ? createReadStream(file.source.path, { highWaterMark: MiB }) : Buffer.from(file.source.bytes);
+    try {
+      await this.multipartOnce(key, file, this.conditionalPuts);
+    } catch (e) {
+      if (!(this.conditionalPuts && isNotImplemented(e))) throw e;
+      // A server without conditional writes: we checked before writing, which is what is left.
+      this.conditionalPuts = false;
+      await this.multipartOnce(key, file, false);
+    }
+  }
+
+  private async multipartOnce(key: string, file: Upload, conditional: boolean): Promise<void> {
+    const body =
+      'path' in file.source
+        ? createReadStream(file.source.path, { highWaterMark: MiB })
+        : Buffer.from(file.source.bytes.buffer, file.source.bytes.byteOffset, file.source.bytes.byteLength);
     const upload = new MultipartUpload({
       client: this.client,
       // lib-storage passes IfNoneMatch on to CompleteMultipartUpload: the object appears only if absent.
@@ -351,7 +365,7 @@ export class S3Store implements Store {
         Body: body,
         ContentLength: file.size,
         Metadata: { sha256: file.sha256 },
-        ...(this.conditionalPuts ? { IfNoneMatch: '*' } : {}),
+        ...(conditional ? { IfNoneMatch: '*' } : {}),
       },
       partSize: this.partSize,
       queueSize: this.options.queueSize ?? 4,
@@ -411,11 +425,12 @@ export class S3Store implements Store {
     if (name === 'CredentialsProviderError') {
       return new HnError('ESTORE_DENIED', `${this.url}: no S3 credentials found; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE`, { cause: e });
     }
-    if (DENIED.has(name) || status === 401 || status === 403) {
-      return new HnError('ESTORE_DENIED', `${this.url}: ${what} was refused (HTTP ${status ?? '?'} ${name}); check the credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE) and the bucket's policy`, { cause: e });
-    }
+    // Before the status check: some servers answer a quota refusal with 403.
     if (FULL.has(name)) {
       return new HnError('ESTORE_FULL', `${this.url}: ${what} was refused (${name}): no space or quota left; free space, raise the quota or prune (hnforge prune --keep N)`, { cause: e });
+    }
+    if (DENIED.has(name) || status === 401 || status === 403) {
+      return new HnError('ESTORE_DENIED', `${this.url}: ${what} was refused (HTTP ${status ?? '?'} ${name}); check the credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE) and the bucket's policy`, { cause: e });
     }
     const answer = status ? `HTTP ${status} ${name}` : `${name}: ${message}`;
     const tries = attempts && attempts > 1 ? ` after ${attempts} attempts` : '';

@@ -10,6 +10,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import S3rver from 's3rver';
@@ -351,6 +353,164 @@ describe('s3 store on a server', () => {
       const lost = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
       expect((lost.reason as { code?: string }).code).toBe('EPUBLISH_BUSY');
       await (won[0] as PromiseFulfilledResult<{ release(): Promise<void> }>).value.release();
+    }
+  });
+});
+
+// What s3rver cannot show (it ignores If-None-Match and checksums): a scripted
+// server answering as S3 does, recording what the store sent.
+interface Seen {
+  method: string;
+  path: string;
+  headers: IncomingHttpHeaders;
+}
+
+async function scriptedS3(answer: (req: Seen, res: ServerResponse) => void) {
+  const seen: Seen[] = [];
+  const server = createServer((req: IncomingMessage, res) => {
+    req.resume();
+    req.on('end', () => {
+      const r = { method: req.method ?? '', path: req.url ?? '', headers: req.headers };
+      seen.push(r);
+      answer(r, res);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    seen,
+    endpoint,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+function s3Error(res: ServerResponse, status: number, code: string) {
+  res.writeHead(status, { 'content-type': 'application/xml' });
+  res.end(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>scripted</Message></Error>`);
+}
+
+describe('s3 store against a server honouring conditions', () => {
+  let restoreEnv: () => void = () => {};
+  const nightly: ChannelRef = { profile: 'p', channel: 'nightly' };
+  const file = upload('hn-root_1.json', Buffer.from('{"v":1}'));
+  beforeAll(() => {
+    restoreEnv = s3Env('http://127.0.0.1:9');
+  });
+  afterAll(() => restoreEnv());
+
+  async function withServer(answer: (req: Seen, res: ServerResponse) => void, work: (store: Store, seen: Seen[]) => Promise<void>) {
+    const server = await scriptedS3(answer);
+    const store = await openS3Store(`s3://${BUCKET}/c`, { env: { HNFORGE_S3_ENDPOINT: server.endpoint }, maxAttempts: 2 });
+    try {
+      await work(store, server.seen);
+    } finally {
+      await store.close();
+      await server.close();
+    }
+  }
+
+  it('a PUT creates only if absent and carries the sha256 for the server to verify', async () => {
+    await withServer(
+      (req, res) => {
+        res.writeHead(req.method === 'HEAD' ? 404 : 200, { etag: '"e"' });
+        res.end();
+      },
+      async (store, seen) => {
+        await store.putFiles(nightly, '1', [file]);
+        const put = seen.find((r) => r.method === 'PUT')!;
+        expect(put.headers['if-none-match']).toBe('*');
+        expect(put.headers['x-amz-meta-sha256']).toBe(file.sha256);
+        expect(put.headers['x-amz-checksum-sha256']).toBe(Buffer.from(file.sha256, 'hex').toString('base64'));
+      },
+    );
+  });
+
+  it('a key created by a concurrent writer (412) is fine with the same sha256 and EPUBLISH_EXISTS with another', async () => {
+    for (const [sha256, expected] of [[file.sha256, 'ok'], ['f'.repeat(64), 'EPUBLISH_EXISTS']] as const) {
+      let heads = 0;
+      await withServer(
+        (req, res) => {
+          if (req.method === 'HEAD') {
+            // Absent at first, there after the refused PUT.
+            if (heads++ === 0) res.writeHead(404);
+            else res.writeHead(200, { 'content-length': String(file.size), 'x-amz-meta-sha256': sha256, etag: '"e"' });
+            res.end();
+          } else s3Error(res, 412, 'PreconditionFailed');
+        },
+        async (store) => {
+          const outcome = await store.putFiles(nightly, '1', [file]).then(
+            () => 'ok',
+            (e: { code?: string }) => e.code,
+          );
+          expect(outcome).toBe(expected);
+        },
+      );
+    }
+  });
+
+  it('a server without conditional writes (501) gets a plain PUT from then on', async () => {
+    await withServer(
+      (req, res) => {
+        if (req.method === 'HEAD') {
+          res.writeHead(404);
+          res.end();
+        } else if (req.headers['if-none-match']) s3Error(res, 501, 'NotImplemented');
+        else {
+          res.writeHead(200, { etag: '"e"' });
+          res.end();
+        }
+      },
+      async (store, seen) => {
+        await store.putFiles(nightly, '1', [file, upload('hn-root_1.report.txt', Buffer.from('r'))]);
+        expect(seen.filter((r) => r.method === 'PUT').map((r) => r.headers['if-none-match'] ?? '-')).toEqual(['*', '-', '-']);
+      },
+    );
+  });
+
+  it('the lock is refused (412) while another holder has it, and names that holder', async () => {
+    const holder = JSON.stringify({ host: 'builder-9', pid: 77, since: '2026-12-02T09:00:00Z', token: 'theirs' });
+    let gets = 0;
+    await withServer(
+      (req, res) => {
+        if (req.method === 'GET' && gets++ === 0) return s3Error(res, 404, 'NoSuchKey');
+        if (req.method === 'GET') {
+          res.writeHead(200, { 'content-length': String(Buffer.byteLength(holder)) });
+          return res.end(holder);
+        }
+        s3Error(res, 412, 'PreconditionFailed');
+      },
+      async (store) => {
+        const e = await failure(store.lock('p', 0));
+        expect(e.code).toBe('EPUBLISH_BUSY');
+        expect(e.message).toContain('pid 77 on builder-9');
+      },
+    );
+  });
+
+  it('quota and access refusals are ESTORE_FULL and ESTORE_DENIED lines', async () => {
+    for (const [code, status, expected] of [
+      ['EntityTooLarge', 400, 'ESTORE_FULL'],
+      ['QuotaExceeded', 403, 'ESTORE_FULL'],
+      ['AccessDenied', 403, 'ESTORE_DENIED'],
+    ] as const) {
+      await withServer(
+        (req, res) => {
+          if (req.method === 'HEAD') {
+            res.writeHead(404);
+            res.end();
+          } else s3Error(res, status, code);
+        },
+        async (store) => {
+          const e = await failure(store.putFiles(nightly, '1', [file]));
+          expect(e.code, code).toBe(expected);
+          expect(e.message).toContain(`s3://${BUCKET}/c`);
+          expect(e.message).not.toContain('\n');
+        },
+      );
     }
   });
 });

@@ -190,7 +190,8 @@ export class S3Store implements Store {
             Bucket: this.bucket,
             Key: target,
             CopySource: `${this.bucket}/${source.split('/').map(encodeURIComponent).join('/')}`,
-            // Set the sha256 explicitly: some servers drop user metadata on a plain copy (the test server does).
+            // Set the sha256 explicitly: the source may lack it (written by another tool), and the copy
+            // must answer later HEADs without a download.
             MetadataDirective: 'REPLACE',
             Metadata: { sha256: file.sha256 },
           }),

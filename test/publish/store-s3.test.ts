@@ -216,7 +216,7 @@ describe('s3 store on a server', () => {
     expect(await exists(raw, 'layout/x/p/.publish.lock')).toBe(false);
     const head = await raw.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'layout/x/p/nightly/hn-root_1.img.zst' }));
     expect(head.Metadata?.sha256).toBe(files[0]!.sha256);
-    // Promote keeps the sha256 with the copy (s3rver drops metadata on a plain copy).
+    // Promote keeps the sha256 with the copy.
     await store.copyFiles(nightly, { profile: 'p', channel: 'stable' }, '1', [files[0]!]);
     const copied = await raw.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'layout/x/p/stable/hn-root_1.img.zst' }));
     expect(copied.Metadata?.sha256).toBe(files[0]!.sha256);

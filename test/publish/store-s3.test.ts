@@ -491,6 +491,21 @@ describe('s3 store against a server honouring conditions', () => {
     );
   });
 
+  it('a server that accepts the connection but never answers is given up after the idle timeout: one ESTORE line', async () => {
+    const server = await scriptedS3(() => undefined);
+    const store = await openS3Store(`s3://${BUCKET}/c`, { env: { HNFORGE_S3_ENDPOINT: server.endpoint }, maxAttempts: 1, idleTimeoutMs: 300 });
+    try {
+      const started = Date.now();
+      const e = await failure(store.readIndex(nightly));
+      expect(e.code).toBe('ESTORE');
+      expect(e.message).toContain('get of');
+      expect(Date.now() - started).toBeLessThan(5_000);
+    } finally {
+      await store.close();
+      await server.close();
+    }
+  });
+
   it('quota and access refusals are ESTORE_FULL and ESTORE_DENIED lines', async () => {
     for (const [code, status, expected] of [
       ['EntityTooLarge', 400, 'ESTORE_FULL'],

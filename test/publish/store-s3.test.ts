@@ -151,6 +151,34 @@ describe('s3 store configuration', () => {
     }
   });
 
+  it('no credentials anywhere is one ESTORE_DENIED line saying where to put them', async () => {
+    const restore = setEnv({
+      AWS_ACCESS_KEY_ID: undefined,
+      AWS_SECRET_ACCESS_KEY: undefined,
+      AWS_SESSION_TOKEN: undefined,
+      AWS_PROFILE: undefined,
+      AWS_CONFIG_FILE: '/nonexistent/hnforge-test',
+      AWS_SHARED_CREDENTIALS_FILE: '/nonexistent/hnforge-test',
+      AWS_WEB_IDENTITY_TOKEN_FILE: undefined,
+      AWS_CONTAINER_CREDENTIALS_FULL_URI: undefined,
+      AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: undefined,
+      // No instance-metadata lookup: this is not a cloud VM, and it would only be slow.
+      AWS_EC2_METADATA_DISABLED: 'true',
+    });
+    try {
+      const store = await openS3Store('s3://images/x', { env: { HNFORGE_S3_ENDPOINT: 'http://127.0.0.1:9' } });
+      try {
+        const e = await failure(store.profiles());
+        expect(e.code).toBe('ESTORE_DENIED');
+        expect(e.message).toBe('s3://images/x: no S3 credentials found; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE');
+      } finally {
+        await store.close();
+      }
+    } finally {
+      restore();
+    }
+  });
+
   it('openStore hands s3:// URLs to the S3 store', async () => {
     const restore = s3Env('http://127.0.0.1:9');
     try {

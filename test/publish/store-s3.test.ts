@@ -534,6 +534,24 @@ describe('s3 store against a server honouring conditions', () => {
     }
   });
 
+  it('a download cut in the middle fails the stream with one ESTORE line', async () => {
+    const server = await scriptedS3((_req, res) => {
+      res.writeHead(200, { 'content-length': '1000' });
+      res.write(Buffer.alloc(100));
+      setTimeout(() => res.destroy(), 50);
+    });
+    const store = await openS3Store(`s3://${BUCKET}/c`, { env: { HNFORGE_S3_ENDPOINT: server.endpoint }, maxAttempts: 1 });
+    try {
+      const stream = await store.readFile(nightly, { name: 'hn-root_1.img.zst', sha256: 'a'.repeat(64), size: 1000 });
+      const e = await failure(bytesOf(stream));
+      expect(e.code).toBe('ESTORE');
+      expect(e.message).toContain(`get of s3://${BUCKET}/c/p/nightly/hn-root_1.img.zst failed`);
+    } finally {
+      await store.close();
+      await server.close();
+    }
+  });
+
   it('quota and access refusals are ESTORE_FULL and ESTORE_DENIED lines', async () => {
     for (const [code, status, expected] of [
       ['EntityTooLarge', 400, 'ESTORE_FULL'],

@@ -20,6 +20,7 @@ import { diffManifests, formatDiff } from './diff.ts';
 import { buildManifest, manifestBytes, parseManifest, type PublishableReport } from './manifest.ts';
 import { outputFiles } from './output.ts';
 import { signDetached } from './signing.ts';
+import { processAlive } from './store-lock.ts';
 import { publicKeyringOf, type SigningKey } from './signing-key.ts';
 import { INDEX_FILES, NAME_PATTERN, versionFiles, type ChannelRef, type Store, type StoredFile, type Upload } from './store.ts';
 import { formatSums, sha256, withEntry } from './sums.ts';
@@ -216,15 +217,6 @@ async function removeStaleScratch(dir: string, artifact: string) {
   for (const name of await readdir(dir).catch(() => [] as string[])) {
     if (!name.startsWith(prefix)) continue;
     const pid = Number(name.slice(prefix.length));
-    if (pid && pid !== process.pid && !alive(pid)) await rm(join(dir, name), { force: true });
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
+    if (pid && pid !== process.pid && !processAlive(pid)) await rm(join(dir, name), { force: true });
   }
 }

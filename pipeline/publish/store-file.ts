@@ -12,15 +12,12 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { copyFile, link, mkdir, open, readdir, readFile, rename, rm, stat, unlink, writeFile, constants as fsConstants } from 'node:fs/promises';
-import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { HnError } from '../errors.ts';
 import { sha256File } from './sums.ts';
+import { LOCK_NAME, LOCK_POLL_MS, describeHolder, isStale, parseHolder, thisHolder } from './store-lock.ts';
 import { INDEX_FILES, NAME_PATTERN, type ChannelIndex, type ChannelRef, type Store, type StoreLock, type StoredFile, type Upload } from './store.ts';
-
-const LOCK_FILE = '.publish.lock';
-const LOCK_POLL_MS = 200;
 
 export class FileStore implements Store {
   readonly url: string;
@@ -139,9 +136,9 @@ export class FileStore implements Store {
 
   async lock(profile: string, waitMs: number): Promise<StoreLock> {
     const dir = join(this.root, profile);
-    const path = join(dir, LOCK_FILE);
+    const path = join(dir, LOCK_NAME);
     await this.io(dir, () => mkdir(dir, { recursive: true }));
-    const me = { host: hostname(), pid: process.pid, since: new Date().toISOString() };
+    const me = thisHolder();
     const deadline = Date.now() + waitMs;
     for (;;) {
       try {
@@ -152,15 +149,14 @@ export class FileStore implements Store {
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw this.explain(e, dir);
       }
-      const holder = await readFile(path, 'utf8').then((t) => JSON.parse(t) as typeof me, () => undefined);
-      if (holder && holder.host === me.host && !processAlive(holder.pid)) {
+      const holder = await readFile(path, 'utf8').then(parseHolder, () => undefined);
+      if (holder && isStale(holder, me.host)) {
         // The holder died on this host (SIGKILL, power cut of the builder): its lock is stale.
         await rm(path, { force: true });
         continue;
       }
       if (Date.now() >= deadline) {
-        const who = holder ? `pid ${holder.pid} on ${holder.host} since ${holder.since}` : 'an unknown holder';
-        throw new HnError('EPUBLISH_BUSY', `${this.url}: another publish, promote or prune of ${profile} holds ${path} (${who}); wait for it to finish, or remove that file if that process is gone`);
+        throw new HnError('EPUBLISH_BUSY', `${this.url}: another publish, promote or prune of ${profile} holds ${path} (${describeHolder(holder)}); wait for it to finish, or remove that file if that process is gone`);
       }
       await new Promise((r) => setTimeout(r, LOCK_POLL_MS));
     }
@@ -246,13 +242,4 @@ async function exists(path: string) {
 
 function isMissing(e: unknown) {
   return (e as NodeJS.ErrnoException).code === 'ENOENT';
-}
-
-function processAlive(pid: number) {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }

@@ -14,6 +14,7 @@ import type { Store } from '../../pipeline/publish/store.ts';
 import { verifyVersion } from '../../pipeline/publish/verify.ts';
 import { makeImage, makeKeys, scratchDir, type Keys } from './publish-fixtures.ts';
 import { registryAvailable, startRegistry, type Registry } from './registry-fixtures.ts';
+import { BUCKET, s3Env, startS3 } from './s3-fixtures.ts';
 
 interface StoreServer {
   url: string;
@@ -62,4 +63,16 @@ function describeCycle(name: string, available: boolean, start: () => Promise<St
 describeCycle('[root] an OCI registry (docker-registry)', registryAvailable, async () => {
   const registry: Registry = await startRegistry({ deleteEnabled: true });
   return { url: `oci://127.0.0.1:${registry.port}/hn`, stop: () => registry.stop() };
+});
+
+describeCycle('an S3 bucket (s3rver)', true, async () => {
+  const s3 = await startS3();
+  const restore = s3Env(s3.endpoint);
+  return {
+    url: `s3://${BUCKET}/images`,
+    stop: async () => {
+      restore();
+      await s3.stop();
+    },
+  };
 });

@@ -14,25 +14,16 @@ import { join } from 'node:path';
 import { text } from 'node:stream/consumers';
 import type { Readable } from 'node:stream';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { HnError } from '../../pipeline/errors.ts';
 import { EMPTY_CONFIG_DESCRIPTOR, MEDIA_TYPE, OciClient, parseOciUrl, pushArtifact, sha256Digest, type OciClientOptions } from '../../pipeline/publish/oci.ts';
 import { dockerConfigPath, parseDockerConfig, readDockerCredentials } from '../../pipeline/publish/oci-credentials.ts';
 import { ensureDebianPackage, freePort, registryAvailable, startFaultProxy, startRegistry, type FaultProxy, type Registry } from './registry-fixtures.ts';
+import { failure } from './store-contract.ts';
 
 const MiB = 1024 * 1024;
 const ARTIFACT = 'application/vnd.hnforge.root.v1';
 /** Fast retries: the tests inject failures on purpose. */
 const quick: OciClientOptions = { credentials: null, retries: 4, backoffMs: 20 };
 
-async function failure(p: Promise<unknown>): Promise<HnError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof HnError) return e;
-    throw e;
-  }
-  throw new Error('expected an HnError, got success');
-}
 
 async function sha256Of(stream: Readable): Promise<string> {
   const h = createHash('sha256');

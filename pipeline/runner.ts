@@ -19,7 +19,9 @@ import { killRunningCommands, run } from './seam/run.ts';
 import type { StageDef } from './stage.ts';
 import { asStage, openStageIO } from './stage-io.ts';
 import { stagesFor } from './stages-table.ts';
-import { publishImage } from './publish/output.ts';
+import { publishImage, publishedFiles } from './publish/output.ts';
+import { IMAGE_PATHS } from './boot/contract.ts';
+import { buildSources, decideVersion, gitRevision, publishingKeyOf, reportVersion, storeVersions, type SigningKeyInput, type VersionDecision } from './release.ts';
 import { acquireBuildLock } from './lock.ts';
 import { assertRecovered, canonicalBuildDir, releaseLeftovers } from './recovery.ts';
 import { buildTagOf, tagCommandsWith, withBuildTag } from './seam/build-tag.ts';
@@ -39,6 +41,14 @@ export interface BuildOptions {
   keepGoing?: boolean;
   /** Write the checksum sidecar beside the image (default true; a 15 GiB sha256 costs ~15 s). */
   sidecar?: boolean;
+  /** The image's version (checked); default: YYYYMMDD.N (pipeline/release.ts decideVersion). */
+  version?: string;
+  /** A store (pipeline/publish/stores.ts URL) whose versions of the profile count for the default version. */
+  store?: string;
+  /** The key the image's store is signed with: its public half is baked into the image. */
+  signingKey?: SigningKeyInput;
+  /** "Now" for the default version (tests); the wall clock by default. */
+  now?: Date;
   progress: ProgressMode;
 }
 
@@ -57,6 +67,8 @@ export interface StageOutcome {
 export interface BuildResult {
   profile: string;
   ok: boolean;
+  /** The image's version and how it was chosen (undefined only when the build failed before deciding it). */
+  version?: VersionDecision;
   image?: string;
   report?: string;
   stages: StageOutcome[];
@@ -105,7 +117,10 @@ async function buildTagged(opts: BuildOptions): Promise<BuildResult> {
   // The frozen plan: the profile and every path, computed here once.
   const paths = buildPaths(profile, opts);
   const buildDir = paths.build;
+  // The key is unlocked and checked before any work: a wrong passphrase is one line now, not after the build.
+  const publishingKey = opts.signingKey ? await publishingKeyOf(opts.signingKey) : undefined;
   const ctx: BuildContext = {
+    publishingKey,
     profile: deepFreeze(profile),
     paths,
     repoDir: paths.repo,
@@ -169,9 +184,13 @@ async function buildTagged(opts: BuildOptions): Promise<BuildResult> {
       }));
     await runSteps(computeSteps, ctx.dryRun ? 'silent' : opts.progress);
 
-    // 2. Keys, and where to resume.
-    const keys = await stageKeys(stages, ctx);
+    // 2. The version, then keys, and where to resume. Only the release stage (and so every key after
+    //    it) holds the version: the keys before it, computed here without one, name the same inputs.
     const work = stages.filter((s) => s.kind !== 'compute');
+    const inputsKey = await versionInputsKey(stages, work, ctx);
+    result.version = await decideBuildVersion(ctx, opts, cache, inputsKey);
+    ctx.version = result.version.version;
+    const keys = await stageKeys(stages, ctx);
     for (const s of work) outcome(s.name).key = keys.get(s.name);
     const finish = work.at(-1)!;
     const limitName = opts.only ?? opts.from;
@@ -283,7 +302,11 @@ async function buildTagged(opts: BuildOptions): Promise<BuildResult> {
     result.ok = !outcomes.some((o) => o.status === 'failed-kept-going');
     // An image with a failed (optional) stage is published but never cached as finished.
     const finished = cache.checkpointPath(profile.name, finish.name, keys.get(finish.name)!, true);
-    if (result.ok) await cache.saveCheckpoint(profile.name, finish.name, keys.get(finish.name)!, workImage, { byLink: true });
+    if (result.ok) {
+      await cache.saveCheckpoint(profile.name, finish.name, keys.get(finish.name)!, workImage, { byLink: true });
+      // The finished image of these inputs has this version now: a rebuild today reuses both.
+      await cache.saveVersion(profile.name, inputsKey, ctx.version);
+    }
     await publish(ctx, result.ok ? finished : workImage, result, started, opts.sidecar ?? true);
     await rm(workImage, { force: true });
     await rm(`${workImage}.sha256`, { force: true });
@@ -314,6 +337,28 @@ async function buildTagged(opts: BuildOptions): Promise<BuildResult> {
   }
 }
 
+/**
+ * The key that names a build's inputs before its version: the key of the stage just before the
+ * release stage (or the last key, in a stage list without one), computed without a version.
+ */
+async function versionInputsKey(stages: StageDef[], work: StageDef[], ctx: BuildContext): Promise<string> {
+  const keys = await stageKeys(stages, { ...ctx, version: undefined });
+  const at = work.findIndex((s) => s.name === 'release');
+  const before = at > 0 ? work[at - 1] : at === 0 ? undefined : work.at(-1);
+  return before ? keys.get(before.name)! : CHAIN_ROOT;
+}
+
+/** --version, else the version these inputs got today, else the next YYYYMMDD.N after the report's and the store's. */
+async function decideBuildVersion(ctx: BuildContext, opts: BuildOptions, cache: StageCache, inputsKey: string): Promise<VersionDecision> {
+  const now = opts.now ?? new Date();
+  if (opts.version !== undefined) return decideVersion({ explicit: opts.version, known: [], now });
+  const known: string[] = [];
+  const published = await reportVersion(publishedFiles(ctx.outputDir, ctx.profile.image.fileName).json);
+  if (published) known.push(published);
+  if (opts.store) known.push(...(await storeVersions(opts.store, ctx.profile.name)));
+  return decideVersion({ known, now, reusable: await cache.loadVersion(ctx.profile.name, inputsKey) });
+}
+
 /** Freezes the mounted image (if any) so the snapshot is consistent, then copies it into the cache. */
 async function saveCheckpoint(ctx: BuildContext, cache: StageCache, stage: string, key: string) {
   const image = ctx.paths.workImage;
@@ -341,12 +386,18 @@ async function publish(ctx: BuildContext, image: string, result: BuildResult, st
     source: image,
     dir: ctx.outputDir,
     fileName: ctx.profile.image.fileName,
-    version: `${ctx.profile.name}-${inputsDigest}`,
+    // The sidecar names what the node is given; the version is what it shows and logs.
+    version: ctx.version ?? `${ctx.profile.name}-${inputsDigest}`,
     sidecar: withSidecar,
     startedAt: started,
     report: {
       profile: ctx.profile.name,
       base: ctx.profile.base,
+      version: ctx.version!,
+      gitRevision: await gitRevision(ctx.repoDir),
+      sources: buildSources(ctx),
+      publishingKey: ctx.publishingKey ? { path: IMAGE_PATHS.publishingKeyring, fingerprints: ctx.publishingKey.fingerprints } : undefined,
+      files: ctx.imageFiles ?? [],
       inputsDigest,
       builtAt: new Date().toISOString(),
       packages: ctx.installedPackages ?? [],

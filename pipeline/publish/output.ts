@@ -12,7 +12,7 @@ import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { computeSidecar, formatSidecar, parseSidecar } from '../boot/sidecar.ts';
 import { HnError } from '../errors.ts';
-import { summarise, type BuildReport } from '../report.ts';
+import { formatReportJson, summarise, type BuildReport } from '../report.ts';
 import { cmd } from '../seam/command.ts';
 import { run } from '../seam/run.ts';
 
@@ -42,10 +42,15 @@ export interface Published {
 /** Name a file has while it is being written. */
 export const PARTIAL = '.partial';
 
+/** The published files of image `fileName` in `dir`: one home for their names (the build reads the old report's version). */
+export function publishedFiles(dir: string, fileName: string) {
+  const final = join(dir, fileName);
+  const reportBase = join(dir, `${fileName.replace(/\.img$/, '')}.report`);
+  return { image: final, sidecar: `${final}.sha256`, json: `${reportBase}.json`, text: `${reportBase}.txt` };
+}
+
 export async function publishImage(req: PublishRequest): Promise<Published> {
-  const final = join(req.dir, req.fileName);
-  const reportBase = join(req.dir, `${req.fileName.replace(/\.img$/, '')}.report`);
-  const files = { image: final, sidecar: `${final}.sha256`, json: `${reportBase}.json`, text: `${reportBase}.txt` };
+  const files = publishedFiles(req.dir, req.fileName);
   const temporaries = [...Object.values(files).map((f) => f + PARTIAL), `${req.source}.sha256${PARTIAL}`];
   try {
     // Computed (once) beside the source: a failure here is the cache's, not the output's.
@@ -62,7 +67,7 @@ export async function publishImage(req: PublishRequest): Promise<Published> {
       const report: BuildReport = {
         ...req.report, image: files.image, sha256: sidecar?.sha256, wallSeconds: (Date.now() - req.startedAt) / 1000, apparentBytes: info.size, usedBytes: info.blocks * 512,
       };
-      await writeAtomically(files.json, JSON.stringify(report, null, 2) + '\n');
+      await writeAtomically(files.json, formatReportJson(report));
       await writeAtomically(files.text, summarise(report));
       return { image: files.image, report: files.json, sha256: sidecar?.sha256 };
     } catch (e) {

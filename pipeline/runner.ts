@@ -21,6 +21,7 @@ import { asStage, openStageIO } from './stage-io.ts';
 import { stagesFor } from './stages-table.ts';
 import { publishImage, publishedFiles } from './publish/output.ts';
 import { IMAGE_PATHS } from './boot/contract.ts';
+import { checkVersion } from './publish/version.ts';
 import { buildSources, decideVersion, gitRevision, publishingKeyOf, reportVersion, storeVersions, type SigningKeyInput, type VersionDecision } from './release.ts';
 import { acquireBuildLock } from './lock.ts';
 import { assertRecovered, canonicalBuildDir, releaseLeftovers } from './recovery.ts';
@@ -105,6 +106,7 @@ export function build(opts: BuildOptions): Promise<BuildResult> {
 }
 
 async function buildTagged(opts: BuildOptions): Promise<BuildResult> {
+  if (opts.version !== undefined) checkVersion(opts.version); // a typo is one line before any work
   const profile = await resolveProfile(opts.profilesDir ?? join(opts.repoDir, 'profiles'), opts.profile);
   const stages = opts.stages ?? stagesFor(profile.base);
   const names = stages.map((s) => s.name);

@@ -149,6 +149,9 @@ async function buildTagged(opts: BuildOptions): Promise<BuildResult> {
   process.on('SIGTERM', sigterm);
 
   const started = Date.now();
+  // The checkout as the build starts: the code that runs, even if it is edited meanwhile.
+  const revision = ctx.dryRun ? Promise.resolve(undefined) : gitRevision(ctx.repoDir);
+  revision.catch(() => undefined); // awaited (and any bug surfaced) at publishing
   let failure: unknown;
   try {
     if (!ctx.dryRun) {
@@ -233,7 +236,7 @@ async function buildTagged(opts: BuildOptions): Promise<BuildResult> {
         Object.assign(ctx, (await cache.loadOutputs(profile.name, s.name, keys.get(s.name)!)) ?? {});
         outcome(s.name).status = 'cached';
       }
-      await publish(ctx, cache.checkpointPath(profile.name, finish.name, keys.get(finish.name)!, true), result, started, opts.sidecar ?? true);
+      await publish(ctx, cache.checkpointPath(profile.name, finish.name, keys.get(finish.name)!, true), result, started, opts.sidecar ?? true, await revision);
       result.ok = true;
       return result;
     }
@@ -309,7 +312,7 @@ async function buildTagged(opts: BuildOptions): Promise<BuildResult> {
       // The finished image of these inputs has this version now: a rebuild today reuses both.
       await cache.saveVersion(profile.name, inputsKey, ctx.version);
     }
-    await publish(ctx, result.ok ? finished : workImage, result, started, opts.sidecar ?? true);
+    await publish(ctx, result.ok ? finished : workImage, result, started, opts.sidecar ?? true, await revision);
     await rm(workImage, { force: true });
     await rm(`${workImage}.sha256`, { force: true });
     return result;
@@ -382,7 +385,7 @@ async function saveCheckpoint(ctx: BuildContext, cache: StageCache, stage: strin
 }
 
 /** Hands the finished image to the publish part (pipeline/publish/) with its report. */
-async function publish(ctx: BuildContext, image: string, result: BuildResult, started: number, withSidecar: boolean) {
+async function publish(ctx: BuildContext, image: string, result: BuildResult, started: number, withSidecar: boolean, gitRevision: string | undefined) {
   const inputsDigest = result.stages.at(-1)?.key ?? '';
   const published = await publishImage({
     source: image,
@@ -396,7 +399,7 @@ async function publish(ctx: BuildContext, image: string, result: BuildResult, st
       profile: ctx.profile.name,
       base: ctx.profile.base,
       version: ctx.version!,
-      gitRevision: await gitRevision(ctx.repoDir),
+      gitRevision,
       sources: buildSources(ctx),
       publishingKey: ctx.publishingKey ? { path: IMAGE_PATHS.publishingKeyring, fingerprints: ctx.publishingKey.fingerprints } : undefined,
       files: ctx.imageFiles ?? [],

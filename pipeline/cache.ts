@@ -2,7 +2,7 @@
 //   stages/<profile>/<stage>/<key>.json   context fields a stage produced
 //   checkpoints/<profile>/<stage>.<key>.img   image snapshot after a checkpoint stage
 //   checkpoints/<profile>/finished.<stage>.<key>.img   the last finished image (a hard link)
-//   versions/<profile>/<key>.json  the default version the inputs up to <key> were given (pipeline/release.ts)
+//   versions/<profile>/<key>.json  the version a finished image of these inputs (<key>: the last key without a version) was given
 //   apt/archives/                  Debian packages, shared by every build
 // One intermediate checkpoint per profile is kept (the newest), and one finished
 // image: the cache never holds more than one extra copy of a profile's image.
@@ -54,7 +54,7 @@ export class StageCache {
     return join(this.dir, 'versions', profile, `${inputsKey}.json`);
   }
 
-  /** The version a finished build of these inputs (the key before the release stage) was given. */
+  /** The version a finished build of these inputs (the last key, computed without a version) was given. */
   async loadVersion(profile: string, inputsKey: string): Promise<string | undefined> {
     const record = await this.loadJson(this.versionPath(profile, inputsKey));
     return typeof record?.version === 'string' ? record.version : undefined;

@@ -190,7 +190,7 @@ async function buildTagged(opts: BuildOptions): Promise<BuildResult> {
     await runSteps(computeSteps, ctx.dryRun ? 'silent' : opts.progress);
 
     // 2. The version, then keys, and where to resume. Only the release stage (and so every key after
-    //    it) holds the version: the keys before it, computed here without one, name the same inputs.
+    //    it) holds the version: the keys before it do not change with it.
     const work = stages.filter((s) => s.kind !== 'compute');
     const inputsKey = await versionInputsKey(stages, work, ctx);
     result.version = await decideBuildVersion(ctx, opts, cache, inputsKey);
@@ -343,14 +343,14 @@ async function buildTagged(opts: BuildOptions): Promise<BuildResult> {
 }
 
 /**
- * The key that names a build's inputs before its version: the key of the stage just before the
- * release stage (or the last key, in a stage list without one), computed without a version.
+ * The key that names everything a build's image is made of except its version: the last key,
+ * computed without one. Two builds with the same such key differ only in the version they carry
+ * (a signing key, for one, is in it: its keyring goes into the image).
  */
 async function versionInputsKey(stages: StageDef[], work: StageDef[], ctx: BuildContext): Promise<string> {
   const keys = await stageKeys(stages, { ...ctx, version: undefined });
-  const at = work.findIndex((s) => s.name === 'release');
-  const before = at > 0 ? work[at - 1] : at === 0 ? undefined : work.at(-1);
-  return before ? keys.get(before.name)! : CHAIN_ROOT;
+  const last = work.at(-1);
+  return last ? keys.get(last.name)! : CHAIN_ROOT;
 }
 
 /** --version, else the version these inputs got today, else the next YYYYMMDD.N after the report's and the store's. */

@@ -16,6 +16,7 @@ import { IMAGE_PATHS } from '../../pipeline/boot/contract.ts';
 import { fileList } from '../../stages/file-list.ts';
 import { release } from '../../stages/release.ts';
 import { engineStages } from '../support/engine-stages.ts';
+import { generateSigningKey } from '../../pipeline/publish/signing.ts';
 
 const repoDir = join(import.meta.dirname, '../..');
 
@@ -78,6 +79,15 @@ describe.skipIf(process.getuid?.() !== 0)('[root] versions through the engine', 
     expect(runs).toEqual([]);
     // The file list came back from the cache with the image.
     expect((await report()).files.some((f) => f.path === '/populated')).toBe(true);
+  });
+
+  it('a signing key makes another image: a new version, not the one of the unsigned build', async () => {
+    const key = await generateSigningKey({ name: 'engine release test' });
+    const result = await build({ ...opts, signingKey: { armored: key.privateKey } });
+    expect(result.version).toEqual({ version: '20261202.5', how: 'next' });
+    expect(Object.fromEntries(result.stages.map((s) => [s.name, s.status]))).toMatchObject({ populate: 'restored', release: 'ran' });
+    expect((await report()).publishingKey).toEqual({ path: IMAGE_PATHS.publishingKeyring, fingerprints: [key.fingerprint] });
+    expect((await inside()).hnRelease).toContain(`HN_PUBLISHING_KEY="${key.fingerprint}"`);
   });
 
   it('--version reruns the release stage and what follows it, restoring the checkpoint before it', async () => {

@@ -161,6 +161,37 @@ describe('the build version', () => {
   });
 });
 
+describe('the signing key on the command line', () => {
+  it('HNFORGE_SIGNING_KEY (the armored key itself, passphrase from HNFORGE_KEY_PASSPHRASE) reaches the release stage; a wrong passphrase is one line', async () => {
+    const key = await generateSigningKey({ name: 'cli release test', passphrase: 'pw' });
+    const saved = { ...process.env };
+    try {
+      process.env.HNFORGE_SIGNING_KEY = key.privateKey;
+      process.env.HNFORGE_KEY_PASSPHRASE = 'pw';
+      const ok = await hnforge(['build', '--profile', 'hn-debian', '--dry-run', '--version', '7.1'], { timeoutMs: 60_000 });
+      expect(ok.code, ok.stderr).toBe(0);
+      expect(ok.stdout).toContain('version 7.1 (explicit)');
+      expect(ok.stdout).toContain(`$ write ${IMAGE_PATHS.publishingKeyring} (${key.fingerprint})`);
+      process.env.HNFORGE_KEY_PASSPHRASE = 'not it';
+      const bad = await hnforge(['build', '--profile', 'hn-debian', '--dry-run'], { timeoutMs: 60_000 });
+      expect(bad.code).toBe(1);
+      expect(bad.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^hnforge: error: cannot unlock the signing key [0-9A-F]{40}/)]);
+    } finally {
+      process.env = saved;
+    }
+  });
+
+  it('an unreadable --signing-key file is one usage line; without a key the plan says nothing is baked', async () => {
+    const missing = await hnforge(['build', '--profile', 'hn-debian', '--dry-run', '--signing-key', '/nonexistent/signing-key.asc'], { timeoutMs: 60_000 });
+    expect(missing.code).toBe(2);
+    expect(missing.stderr.trim().split('\n')).toEqual(['hnforge: error: --signing-key /nonexistent/signing-key.asc: cannot read the key file (ENOENT); give the armored private key hnforge keygen wrote (signing-key.asc)']);
+    const none = await hnforge(['build', '--profile', 'hn-debian', '--dry-run'], { timeoutMs: 60_000 });
+    expect(none.code, none.stderr).toBe(0);
+    expect(none.stdout).toContain('$ no signing key: no keyring in the image');
+    expect(none.stdout).toMatch(/version \d{8}\.\d+ \((next|reused)\)/);
+  });
+});
+
 describe('where the build came from', () => {
   it('gitRevision: HEAD, "-dirty" with changed tracked files (untracked ones do not count), undefined outside git', async () => {
     const repo = await temp('hnrel-git-');

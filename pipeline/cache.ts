@@ -54,14 +54,14 @@ export class StageCache {
     return join(this.dir, 'versions', profile, `${inputsKey}.json`);
   }
 
-  /** The version a finished build of these inputs (the last key, computed without a version) was given. */
-  async loadVersion(profile: string, inputsKey: string): Promise<string | undefined> {
+  /** The version a finished build of these inputs (the last key, computed without a version) was given, and that build's finish key. */
+  async loadVersion(profile: string, inputsKey: string): Promise<{ version: string; finishedKey: string } | undefined> {
     const record = await this.loadJson(this.versionPath(profile, inputsKey));
-    return typeof record?.version === 'string' ? record.version : undefined;
+    return typeof record?.version === 'string' && typeof record.finishedKey === 'string' ? { version: record.version, finishedKey: record.finishedKey } : undefined;
   }
 
-  async saveVersion(profile: string, inputsKey: string, version: string): Promise<void> {
-    await this.saveJson(this.versionPath(profile, inputsKey), { version });
+  async saveVersion(profile: string, inputsKey: string, version: string, finishedKey: string): Promise<void> {
+    await this.saveJson(this.versionPath(profile, inputsKey), { version, finishedKey });
   }
 
   async hasCheckpoint(profile: string, stage: string, key: string, finished = false): Promise<boolean> {

@@ -193,7 +193,7 @@ async function buildTagged(opts: BuildOptions): Promise<BuildResult> {
     //    it) holds the version: the keys before it do not change with it.
     const work = stages.filter((s) => s.kind !== 'compute');
     const inputsKey = await versionInputsKey(stages, work, ctx);
-    result.version = await decideBuildVersion(ctx, opts, cache, inputsKey);
+    result.version = await decideBuildVersion(ctx, opts, cache, inputsKey, work.at(-1)!.name);
     ctx.version = result.version.version;
     const keys = await stageKeys(stages, ctx);
     for (const s of work) outcome(s.name).key = keys.get(s.name);
@@ -310,7 +310,7 @@ async function buildTagged(opts: BuildOptions): Promise<BuildResult> {
     if (result.ok) {
       await cache.saveCheckpoint(profile.name, finish.name, keys.get(finish.name)!, workImage, { byLink: true });
       // The finished image of these inputs has this version now: a rebuild today reuses both.
-      await cache.saveVersion(profile.name, inputsKey, ctx.version);
+      await cache.saveVersion(profile.name, inputsKey, ctx.version, keys.get(finish.name)!);
     }
     await publish(ctx, result.ok ? finished : workImage, result, started, opts.sidecar ?? true, await revision);
     await rm(workImage, { force: true });
@@ -353,15 +353,22 @@ async function versionInputsKey(stages: StageDef[], work: StageDef[], ctx: Build
   return last ? keys.get(last.name)! : CHAIN_ROOT;
 }
 
-/** --version, else the version these inputs got today, else the next YYYYMMDD.N after the report's and the store's. */
-async function decideBuildVersion(ctx: BuildContext, opts: BuildOptions, cache: StageCache, inputsKey: string): Promise<VersionDecision> {
+/**
+ * --version, else the version these inputs got today (only while that very image is still the
+ * cached finished one and no --from/--only asks for a rebuild: a rebuilt image differs, if only
+ * in its build time, and a published version must name one content), else the next YYYYMMDD.N
+ * after the published report's and the store's versions.
+ */
+async function decideBuildVersion(ctx: BuildContext, opts: BuildOptions, cache: StageCache, inputsKey: string, finish: string): Promise<VersionDecision> {
   const now = opts.now ?? new Date();
   if (opts.version !== undefined) return decideVersion({ explicit: opts.version, known: [], now });
   const known: string[] = [];
   const published = await reportVersion(publishedFiles(ctx.outputDir, ctx.profile.image.fileName).json);
   if (published) known.push(published);
   if (opts.store) known.push(...(await storeVersions(opts.store, ctx.profile.name)));
-  return decideVersion({ known, now, reusable: await cache.loadVersion(ctx.profile.name, inputsKey) });
+  const earlier = opts.from || opts.only ? undefined : await cache.loadVersion(ctx.profile.name, inputsKey);
+  const reusable = earlier && (await cache.hasCheckpoint(ctx.profile.name, finish, earlier.finishedKey, true)) ? earlier.version : undefined;
+  return decideVersion({ known, now, reusable });
 }
 
 /** Freezes the mounted image (if any) so the snapshot is consistent, then copies it into the cache. */

@@ -121,7 +121,7 @@ describe('[root] hn-debian from scratch', () => {
 
   it('carries its version in /etc/hn-release and os-release, counted past the store\'s versions of the day', async () => {
     const root = image!.root;
-    // 901, or more when an earlier run today already took it and these same inputs reuse it.
+    // 901, or more when an earlier run today published past it (the report in `out` counts; --from never reuses a version).
     expect(report.version).toMatch(new RegExp(`^${day}\\.\\d+$`));
     expect(Number(report.version.split('.')[1])).toBeGreaterThan(900);
     const hnRelease = await readFile(join(root, IMAGE_PATHS.hnRelease), 'utf8');

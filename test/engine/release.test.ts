@@ -81,13 +81,23 @@ describe.skipIf(process.getuid?.() !== 0)('[root] versions through the engine', 
     expect((await report()).files.some((f) => f.path === '/populated')).toBe(true);
   });
 
+  it('--from rebuilds the image: a new version, never the one of the image it replaces', async () => {
+    runs.length = 0;
+    const result = await build({ ...opts, from: 'populate' });
+    expect(result.version).toEqual({ version: '20261202.5', how: 'next' });
+    expect(runs).toEqual(['populate']);
+  });
+
   it('a signing key makes another image: a new version, not the one of the unsigned build', async () => {
     const key = await generateSigningKey({ name: 'engine release test' });
     const result = await build({ ...opts, signingKey: { armored: key.privateKey } });
-    expect(result.version).toEqual({ version: '20261202.5', how: 'next' });
+    expect(result.version).toEqual({ version: '20261202.6', how: 'next' });
     expect(Object.fromEntries(result.stages.map((s) => [s.name, s.status]))).toMatchObject({ populate: 'restored', release: 'ran' });
     expect((await report()).publishingKey).toEqual({ path: IMAGE_PATHS.publishingKeyring, fingerprints: [key.fingerprint] });
     expect((await inside()).hnRelease).toContain(`HN_PUBLISHING_KEY="${key.fingerprint}"`);
+    // The unsigned image of .5 is no longer the cached finished one: unsigned again is rebuilt, so a new version.
+    const unsigned = await build(opts);
+    expect(unsigned.version).toEqual({ version: '20261202.7', how: 'next' });
   });
 
   it('--version reruns the release stage and what follows it, restoring the checkpoint before it', async () => {

@@ -2,6 +2,7 @@
 //   stages/<profile>/<stage>/<key>.json   context fields a stage produced
 //   checkpoints/<profile>/<stage>.<key>.img   image snapshot after a checkpoint stage
 //   checkpoints/<profile>/finished.<stage>.<key>.img   the last finished image (a hard link)
+//   versions/<profile>/<key>.json  the version a finished image of these inputs (<key>: the last key without a version) was given
 //   apt/archives/                  Debian packages, shared by every build
 // One intermediate checkpoint per profile is kept (the newest), and one finished
 // image: the cache never holds more than one extra copy of a profile's image.
@@ -28,18 +29,39 @@ export class StageCache {
   }
 
   async loadOutputs(profile: string, stage: string, key: string): Promise<Record<string, unknown> | undefined> {
+    return this.loadJson(this.outputsPath(profile, stage, key));
+  }
+
+  async saveOutputs(profile: string, stage: string, key: string, outputs: Record<string, unknown>): Promise<void> {
+    await this.saveJson(this.outputsPath(profile, stage, key), outputs);
+  }
+
+  private async loadJson(path: string): Promise<Record<string, unknown> | undefined> {
     try {
-      return JSON.parse(await readFile(this.outputsPath(profile, stage, key), 'utf8')) as Record<string, unknown>;
+      return JSON.parse(await readFile(path, 'utf8')) as Record<string, unknown>;
     } catch {
       return undefined;
     }
   }
 
-  async saveOutputs(profile: string, stage: string, key: string, outputs: Record<string, unknown>): Promise<void> {
-    const path = this.outputsPath(profile, stage, key);
+  private async saveJson(path: string, data: Record<string, unknown>): Promise<void> {
     await mkdir(dirname(path), { recursive: true });
-    await writeFile(`${path}.tmp`, JSON.stringify(outputs, null, 2));
+    await writeFile(`${path}.tmp`, JSON.stringify(data, null, 2));
     await rename(`${path}.tmp`, path);
+  }
+
+  private versionPath(profile: string, inputsKey: string) {
+    return join(this.dir, 'versions', profile, `${inputsKey}.json`);
+  }
+
+  /** The version a finished build of these inputs (the last key, computed without a version) was given, and that build's finish key. */
+  async loadVersion(profile: string, inputsKey: string): Promise<{ version: string; finishedKey: string } | undefined> {
+    const record = await this.loadJson(this.versionPath(profile, inputsKey));
+    return typeof record?.version === 'string' && typeof record.finishedKey === 'string' ? { version: record.version, finishedKey: record.finishedKey } : undefined;
+  }
+
+  async saveVersion(profile: string, inputsKey: string, version: string, finishedKey: string): Promise<void> {
+    await this.saveJson(this.versionPath(profile, inputsKey), { version, finishedKey });
   }
 
   async hasCheckpoint(profile: string, stage: string, key: string, finished = false): Promise<boolean> {

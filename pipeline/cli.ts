@@ -18,6 +18,8 @@ import { summarise, type BuildReport } from './report.ts';
 import { assertRecovered, cleanBuildDir } from './recovery.ts';
 import { publishCommands } from './publish/commands.ts';
 import { keygen } from './publish/keygen.ts';
+import { checkVersion } from './publish/version.ts';
+import { loadSigningKey } from './publish/signing-key.ts';
 import { build, type BuildResult } from './runner.ts';
 import { stagesFor } from './stages-table.ts';
 
@@ -44,6 +46,7 @@ function parseSize(text: string): number {
 
 function printDryRun(result: BuildResult) {
   const out: string[] = [`Plan for profile ${result.profile} (dry run: nothing was changed)`];
+  if (result.version) out.push(`  version ${result.version.version} (${result.version.how})`);
   for (const s of result.stages) {
     const key = s.key ? ` key ${s.key}` : '';
     out.push(`  ${s.name.padEnd(18)} ${s.kind.padEnd(8)} ${s.status.padEnd(10)}${key}`);
@@ -64,9 +67,14 @@ async function buildCommand(argv: {
   installHostPackages: boolean;
   profilesDir: string;
   sidecar: boolean;
+  version?: string;
+  store?: string;
+  signingKey?: string;
 }) {
   jsonMode = argv.json;
   if (argv.from && argv.only) throw new HnError('EUSAGE', '--from and --only cannot be combined: --only runs one stage, --from runs a stage and all after it');
+  if (argv.version !== undefined) checkVersion(String(argv.version));
+  const signingKey = await loadSigningKey(argv.signingKey);
   const cacheDir = resolve(argv.cache);
   const outputDir = resolve(argv.output);
   const progress = progressMode(argv.json);
@@ -89,8 +97,13 @@ async function buildCommand(argv: {
     only: argv.only,
     keepGoing: argv.keepGoing,
     sidecar: argv.sidecar,
+    version: argv.version === undefined ? undefined : String(argv.version),
+    store: argv.store,
+    signingKey,
     progress,
   });
+  if (!argv.dryRun && result.version) say(`version ${result.version.version} (${result.version.how === 'next' ? 'the next of the day' : result.version.how === 'reused' ? 'reused: the same inputs got it earlier today' : '--version'})`);
+  if (!argv.dryRun && !signingKey) say('no signing key (--signing-key or HNFORGE_SIGNING_KEY): the image has no publishing key to verify its updates with');
   if (argv.json) {
     process.stdout.write(JSON.stringify(result, null, 2) + '\n');
   } else if (argv.dryRun) {
@@ -150,6 +163,9 @@ export async function main(args: string[]): Promise<number> {
             .option('sidecar', { type: 'boolean', default: true, describe: 'write hn-root.img.sha256 (size + sha256, what a node checks before promoting an update); --no-sidecar skips the ~15 s hash' })
             .option('profiles-dir', { type: 'string', default: profilesDir, describe: 'directory holding the profiles' })
             .option('install-host-packages', { type: 'boolean', default: true, describe: 'apt-get install missing host tools before building' })
+            .option('version', { type: 'string', describe: 'the image\'s version (letters, digits, . + ~ -); default YYYYMMDD.N, the next of the UTC day' })
+            .option('store', { type: 'string', describe: 'a store (file:///path, s3://bucket/prefix, oci://host/repo) whose versions of the profile the default version counts' })
+            .option('signing-key', { type: 'string', describe: 'armored private key (hnforge keygen\'s signing-key.asc; else HNFORGE_SIGNING_KEY): its public keyring goes into the image' })
             .example('$0 build --profile hn-debian', 'build out/hn-debian/hn-root.img')
             .example('$0 build --profile hn-debian --dry-run', 'show what would run')
             .epilog(EXIT_CODES),

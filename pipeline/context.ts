@@ -5,6 +5,7 @@
 // which facts they need and provide; the runner checks both (pipeline/facts.ts).
 
 import type { GentooStage3Info } from './gentoo/context.ts';
+import type { ImageFileEntry } from './publish/manifest-types.ts';
 import type { BuildPaths } from './plan.ts';
 import type { ResolvedProfile } from './profile-schema.ts';
 import type { Held } from './seam/resources.ts';
@@ -36,6 +37,8 @@ export interface Facts {
   initramfs: string;
   /** Every package installed in the image, with its version (for the report). */
   installedPackages: { name: string; version: string }[];
+  /** Every entry of the finished tree (after chroot-leave), for the report and the published manifest. */
+  imageFiles: ImageFileEntry[];
 }
 
 export type FactName = keyof Facts;
@@ -55,7 +58,16 @@ export const FACTS: Readonly<Record<FactName, 'cached' | 'held'>> = {
   kernel: 'cached',
   initramfs: 'cached',
   installedPackages: 'cached',
+  imageFiles: 'cached',
 };
+
+/** The signing key's public half a build bakes into its image (pipeline/release.ts). */
+export interface PublishingKey {
+  /** Fingerprints of the keys in the keyring (uppercase hex). */
+  fingerprints: string[];
+  /** Binary public key packets, as gpgv --keyring reads them. */
+  keyring: Uint8Array;
+}
 
 export interface BuildContext extends Partial<Facts> {
   readonly profile: ResolvedProfile;
@@ -69,6 +81,13 @@ export interface BuildContext extends Partial<Facts> {
   readonly outputDir: string;
   readonly stack: ResourceStack;
   readonly dryRun: boolean;
+  /**
+   * The image's version (--version, else YYYYMMDD.N): set once by the runner after the compute
+   * stages, before the keys (the release stage's key holds it; no earlier key does).
+   */
+  version?: string;
+  /** Set when the build has a signing key (--signing-key, HNFORGE_SIGNING_KEY); undefined: unsigned. */
+  readonly publishingKey?: PublishingKey;
 }
 
 /** Reads a fact a previous stage must have provided; a missing one is a bug in the stage table. */

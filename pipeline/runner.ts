@@ -19,7 +19,10 @@ import { killRunningCommands, run } from './seam/run.ts';
 import type { StageDef } from './stage.ts';
 import { asStage, openStageIO } from './stage-io.ts';
 import { stagesFor } from './stages-table.ts';
-import { publishImage } from './publish/output.ts';
+import { outputFiles, publishImage } from './publish/output.ts';
+import { IMAGE_PATHS } from './boot/contract.ts';
+import { checkVersion } from './publish/version.ts';
+import { buildSources, decideVersion, gitRevision, publishingKeyOf, reportVersion, storeVersions, type SigningKeyInput, type VersionDecision } from './release.ts';
 import { acquireBuildLock } from './lock.ts';
 import { assertRecovered, canonicalBuildDir, releaseLeftovers } from './recovery.ts';
 import { buildTagOf, tagCommandsWith, withBuildTag } from './seam/build-tag.ts';
@@ -39,6 +42,14 @@ export interface BuildOptions {
   keepGoing?: boolean;
   /** Write the checksum sidecar beside the image (default true; a 15 GiB sha256 costs ~15 s). */
   sidecar?: boolean;
+  /** The image's version (checked); default: YYYYMMDD.N (pipeline/release.ts decideVersion). */
+  version?: string;
+  /** A store (pipeline/publish/stores.ts URL) whose versions of the profile count for the default version. */
+  store?: string;
+  /** The key the image's store is signed with: its public half is baked into the image. */
+  signingKey?: SigningKeyInput;
+  /** "Now" for the default version (tests); the wall clock by default. */
+  now?: Date;
   progress: ProgressMode;
 }
 
@@ -57,6 +68,8 @@ export interface StageOutcome {
 export interface BuildResult {
   profile: string;
   ok: boolean;
+  /** The image's version and how it was chosen (undefined only when the build failed before deciding it). */
+  version?: VersionDecision;
   image?: string;
   report?: string;
   stages: StageOutcome[];
@@ -93,6 +106,7 @@ export function build(opts: BuildOptions): Promise<BuildResult> {
 }
 
 async function buildTagged(opts: BuildOptions): Promise<BuildResult> {
+  if (opts.version !== undefined) checkVersion(opts.version); // a typo is one line before any work
   const profile = await resolveProfile(opts.profilesDir ?? join(opts.repoDir, 'profiles'), opts.profile);
   const stages = opts.stages ?? stagesFor(profile.base);
   const names = stages.map((s) => s.name);
@@ -105,7 +119,10 @@ async function buildTagged(opts: BuildOptions): Promise<BuildResult> {
   // The frozen plan: the profile and every path, computed here once.
   const paths = buildPaths(profile, opts);
   const buildDir = paths.build;
+  // The key is unlocked and checked before any work: a wrong passphrase is one line now, not after the build.
+  const publishingKey = opts.signingKey ? await publishingKeyOf(opts.signingKey) : undefined;
   const ctx: BuildContext = {
+    publishingKey,
     profile: deepFreeze(profile),
     paths,
     repoDir: paths.repo,
@@ -132,6 +149,9 @@ async function buildTagged(opts: BuildOptions): Promise<BuildResult> {
   process.on('SIGTERM', sigterm);
 
   const started = Date.now();
+  // The checkout as the build starts: the code that runs, even if it is edited meanwhile.
+  const revision = ctx.dryRun ? Promise.resolve(undefined) : gitRevision(ctx.repoDir);
+  revision.catch(() => undefined); // awaited (and any bug surfaced) at publishing
   let failure: unknown;
   try {
     if (!ctx.dryRun) {
@@ -169,9 +189,13 @@ async function buildTagged(opts: BuildOptions): Promise<BuildResult> {
       }));
     await runSteps(computeSteps, ctx.dryRun ? 'silent' : opts.progress);
 
-    // 2. Keys, and where to resume.
-    const keys = await stageKeys(stages, ctx);
+    // 2. The version, then keys, and where to resume. Only the release stage (and so every key after
+    //    it) holds the version: the keys before it do not change with it.
     const work = stages.filter((s) => s.kind !== 'compute');
+    const inputsKey = await versionInputsKey(stages, work, ctx);
+    result.version = await decideBuildVersion(ctx, opts, cache, inputsKey, work.at(-1)!.name);
+    ctx.version = result.version.version;
+    const keys = await stageKeys(stages, ctx);
     for (const s of work) outcome(s.name).key = keys.get(s.name);
     const finish = work.at(-1)!;
     const limitName = opts.only ?? opts.from;
@@ -212,7 +236,7 @@ async function buildTagged(opts: BuildOptions): Promise<BuildResult> {
         Object.assign(ctx, (await cache.loadOutputs(profile.name, s.name, keys.get(s.name)!)) ?? {});
         outcome(s.name).status = 'cached';
       }
-      await publish(ctx, cache.checkpointPath(profile.name, finish.name, keys.get(finish.name)!, true), result, started, opts.sidecar ?? true);
+      await publish(ctx, cache.checkpointPath(profile.name, finish.name, keys.get(finish.name)!, true), result, started, opts.sidecar ?? true, await revision);
       result.ok = true;
       return result;
     }
@@ -283,8 +307,12 @@ async function buildTagged(opts: BuildOptions): Promise<BuildResult> {
     result.ok = !outcomes.some((o) => o.status === 'failed-kept-going');
     // An image with a failed (optional) stage is published but never cached as finished.
     const finished = cache.checkpointPath(profile.name, finish.name, keys.get(finish.name)!, true);
-    if (result.ok) await cache.saveCheckpoint(profile.name, finish.name, keys.get(finish.name)!, workImage, { byLink: true });
-    await publish(ctx, result.ok ? finished : workImage, result, started, opts.sidecar ?? true);
+    if (result.ok) {
+      await cache.saveCheckpoint(profile.name, finish.name, keys.get(finish.name)!, workImage, { byLink: true });
+      // The finished image of these inputs has this version now: a rebuild today reuses both.
+      await cache.saveVersion(profile.name, inputsKey, ctx.version, keys.get(finish.name)!);
+    }
+    await publish(ctx, result.ok ? finished : workImage, result, started, opts.sidecar ?? true, await revision);
     await rm(workImage, { force: true });
     await rm(`${workImage}.sha256`, { force: true });
     return result;
@@ -314,6 +342,35 @@ async function buildTagged(opts: BuildOptions): Promise<BuildResult> {
   }
 }
 
+/**
+ * The key that names everything a build's image is made of except its version: the last key,
+ * computed without one. Two builds with the same such key differ only in the version they carry
+ * (a signing key, for one, is in it: its keyring goes into the image).
+ */
+async function versionInputsKey(stages: StageDef[], work: StageDef[], ctx: BuildContext): Promise<string> {
+  const keys = await stageKeys(stages, { ...ctx, version: undefined });
+  const last = work.at(-1);
+  return last ? keys.get(last.name)! : CHAIN_ROOT;
+}
+
+/**
+ * --version, else the version these inputs got today (only while that very image is still the
+ * cached finished one and no --from/--only asks for a rebuild: a rebuilt image differs, if only
+ * in its build time, and a published version must name one content), else the next YYYYMMDD.N
+ * after the published report's and the store's versions.
+ */
+async function decideBuildVersion(ctx: BuildContext, opts: BuildOptions, cache: StageCache, inputsKey: string, finish: string): Promise<VersionDecision> {
+  const now = opts.now ?? new Date();
+  if (opts.version !== undefined) return decideVersion({ explicit: opts.version, known: [], now });
+  const known: string[] = [];
+  const published = await reportVersion(outputFiles(join(ctx.outputDir, ctx.profile.image.fileName)).json);
+  if (published) known.push(published);
+  if (opts.store) known.push(...(await storeVersions(opts.store, ctx.profile.name)));
+  const earlier = opts.from || opts.only ? undefined : await cache.loadVersion(ctx.profile.name, inputsKey);
+  const reusable = earlier && (await cache.hasCheckpoint(ctx.profile.name, finish, earlier.finishedKey, true)) ? earlier.version : undefined;
+  return decideVersion({ known, now, reusable });
+}
+
 /** Freezes the mounted image (if any) so the snapshot is consistent, then copies it into the cache. */
 async function saveCheckpoint(ctx: BuildContext, cache: StageCache, stage: string, key: string) {
   const image = ctx.paths.workImage;
@@ -335,18 +392,24 @@ async function saveCheckpoint(ctx: BuildContext, cache: StageCache, stage: strin
 }
 
 /** Hands the finished image to the publish part (pipeline/publish/) with its report. */
-async function publish(ctx: BuildContext, image: string, result: BuildResult, started: number, withSidecar: boolean) {
+async function publish(ctx: BuildContext, image: string, result: BuildResult, started: number, withSidecar: boolean, gitRevision: string | undefined) {
   const inputsDigest = result.stages.at(-1)?.key ?? '';
   const published = await publishImage({
     source: image,
     dir: ctx.outputDir,
     fileName: ctx.profile.image.fileName,
-    version: `${ctx.profile.name}-${inputsDigest}`,
+    // The sidecar names what the node is given; the version is what it shows and logs.
+    version: ctx.version ?? `${ctx.profile.name}-${inputsDigest}`,
     sidecar: withSidecar,
     startedAt: started,
     report: {
       profile: ctx.profile.name,
       base: ctx.profile.base,
+      version: ctx.version!,
+      gitRevision,
+      sources: buildSources(ctx),
+      publishingKey: ctx.publishingKey ? { path: IMAGE_PATHS.publishingKeyring, fingerprints: ctx.publishingKey.fingerprints } : undefined,
+      files: ctx.imageFiles ?? [],
       inputsDigest,
       builtAt: new Date().toISOString(),
       packages: ctx.installedPackages ?? [],

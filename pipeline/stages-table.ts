@@ -22,6 +22,8 @@ import { gentooBinds, gentooUnbind } from '../stages/gentoo-binds.ts';
 import { gentooEmerge } from '../stages/gentoo-emerge.ts';
 import { gentooKernel } from '../stages/gentoo-kernel.ts';
 import { gentooScrub } from '../stages/gentoo-scrub.ts';
+import { release } from '../stages/release.ts';
+import { fileList } from '../stages/file-list.ts';
 
 // Stages of one base only sit beside their counterpart in the other base
 // (bootstrap / unpack, packages / emerge, ...); everything else is shared.
@@ -44,7 +46,9 @@ export const STAGES: readonly StageDef[] = [
   gentooUnbind,
   gentooScrub, //         gentoo: build-only portage settings out
   scrub,
+  release, //             version, os-release, publishing keyring (the only per-release input)
   chrootLeave,
+  fileList, //            the finished tree's file list, for the report and the manifest
   seal,
 ];
 

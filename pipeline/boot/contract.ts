@@ -54,6 +54,12 @@ export const IMAGE_PATHS = {
   initramfsId: '/etc/hn-initramfs-id',
   bootId: '/boot/hn-boot-id',
   hostpartMount: '/hostpart',
+  /** The image's release identity, shell-sourceable: HN_VERSION, HN_PROFILE, HN_BASE, HN_BUILT. */
+  hnRelease: '/etc/hn-release',
+  /** Carries IMAGE_ID (the profile) and IMAGE_VERSION; a regular file, never a link to /usr/lib. */
+  osRelease: '/etc/os-release',
+  /** Binary OpenPGP keyring (gpgv --keyring) of the key that signs this image's store; absent in an unsigned build. */
+  publishingKeyring: '/etc/hnforge/keyring.gpg',
 } as const;
 
 /** The shell constants hn-boot.sh needs, in the order they are written. */

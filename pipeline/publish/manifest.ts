@@ -5,18 +5,10 @@
 import { HnError } from '../errors.ts';
 import type { BuildReport } from '../report.ts';
 import type { CompressedImage } from './artifact.ts';
-import { MANIFEST_FORMAT, type ImageFileEntry, type Manifest } from './manifest-types.ts';
+import { MANIFEST_FORMAT, type Manifest } from './manifest-types.ts';
 import { versionFiles } from './store.ts';
 
-/** What a build report carries for publishing (the release stage adds these fields). */
-export type PublishableReport = BuildReport & {
-  version?: string;
-  gitRevision?: string;
-  sources?: Record<string, string>;
-  files?: ImageFileEntry[];
-};
-
-export function buildManifest(report: PublishableReport, version: string, channel: string, compressed: CompressedImage, publishedAt: Date): Manifest {
+export function buildManifest(report: BuildReport, version: string, channel: string, compressed: CompressedImage, publishedAt: Date): Manifest {
   const names = versionFiles(version);
   return {
     format: MANIFEST_FORMAT,

@@ -12,7 +12,7 @@ import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { computeSidecar, formatSidecar, parseSidecar } from '../boot/sidecar.ts';
 import { HnError } from '../errors.ts';
-import { summarise, type BuildReport } from '../report.ts';
+import { formatReportJson, summarise, type BuildReport } from '../report.ts';
 import { cmd } from '../seam/command.ts';
 import { run } from '../seam/run.ts';
 
@@ -66,7 +66,7 @@ export async function publishImage(req: PublishRequest): Promise<Published> {
       const report: BuildReport = {
         ...req.report, image: files.image, sha256: sidecar?.sha256, wallSeconds: (Date.now() - req.startedAt) / 1000, apparentBytes: info.size, usedBytes: info.blocks * 512,
       };
-      await writeAtomically(files.json, JSON.stringify(report, null, 2) + '\n');
+      await writeAtomically(files.json, formatReportJson(report));
       await writeAtomically(files.text, summarise(report));
       return { image: files.image, report: files.json, sha256: sidecar?.sha256 };
     } catch (e) {

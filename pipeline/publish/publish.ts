@@ -13,11 +13,11 @@
 import { readdir, readFile, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { HnError } from '../errors.ts';
-import { summarise } from '../report.ts';
+import { summarise, type BuildReport } from '../report.ts';
 import { compressImage } from './artifact.ts';
 import { readChannel, type Channel } from './channel.ts';
 import { diffManifests, formatDiff } from './diff.ts';
-import { buildManifest, manifestBytes, parseManifest, type PublishableReport } from './manifest.ts';
+import { buildManifest, manifestBytes, parseManifest } from './manifest.ts';
 import { outputFiles } from './output.ts';
 import { signDetached } from './signing.ts';
 import { processAlive } from './store-lock.ts';
@@ -56,11 +56,11 @@ export interface PublishResult {
 }
 
 /** The build report beside an image, with the fields publishing needs checked. */
-export async function readBuildReport(image: string): Promise<PublishableReport & { version: string }> {
+export async function readBuildReport(image: string): Promise<BuildReport> {
   const path = outputFiles(image).json;
-  let report: PublishableReport;
+  let report: BuildReport;
   try {
-    report = JSON.parse(await readFile(path, 'utf8')) as PublishableReport;
+    report = JSON.parse(await readFile(path, 'utf8')) as BuildReport;
   } catch (e) {
     const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'is missing' : `cannot be read (${(e as Error).message})`;
     throw new HnError('EUSAGE', `${path} ${why}; publish an image built by hnforge build (its report lies beside it)`, { cause: e });
@@ -68,7 +68,7 @@ export async function readBuildReport(image: string): Promise<PublishableReport 
   if (!report.version) throw new HnError('EUSAGE', `${path} names no version (built before versions existed); rebuild the image`);
   checkVersion(report.version);
   if (!NAME_PATTERN.test(report.profile ?? '')) throw new HnError('EUSAGE', `${path}: profile ${JSON.stringify(report.profile)} cannot name a store directory`);
-  return report as PublishableReport & { version: string };
+  return report;
 }
 
 export function checkChannelName(channel: string): string {
@@ -114,7 +114,7 @@ export async function publish(opts: PublishOptions): Promise<PublishResult> {
 
     const previous = channel.versions.find((v) => v !== version);
     const manifest = buildManifest(report, version, ref.channel, compressed, (opts.now ?? (() => new Date()))());
-    const reportText = summarise(report) + `version        ${version}\n\n` + (await changesSince(opts.store, ref, channel, previous, manifest));
+    const reportText = summarise(report) + "\n" + (await changesSince(opts.store, ref, channel, previous, manifest));
     const uploads = [
       upload(names.artifact, { path: scratch }, compressed.artifact),
       inMemory(names.manifest, manifestBytes(manifest)),

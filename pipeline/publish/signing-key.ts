@@ -4,7 +4,7 @@
 
 import { readFile } from 'node:fs/promises';
 import { HnError } from '../errors.ts';
-import { keyringBytes } from './signing.ts';
+import { keyringBytes, publicKeyOf } from './signing.ts';
 
 export const SIGNING_ENV = { key: 'HNFORGE_SIGNING_KEY', passphrase: 'HNFORGE_KEY_PASSPHRASE', keyring: 'HNFORGE_KEYRING' } as const;
 
@@ -15,26 +15,24 @@ export interface SigningKey {
   from: string;
 }
 
-async function readKeyText(value: string, from: string, what: string): Promise<string> {
-  if (value.trimStart().startsWith('-----BEGIN PGP')) return value;
+/** The signing key from `--signing-key PATH`, else $HNFORGE_SIGNING_KEY (a path or the armored key); undefined when neither. */
+export async function loadSigningKey(path: string | undefined, env: NodeJS.ProcessEnv = process.env): Promise<SigningKey | undefined> {
+  const value = path ?? env[SIGNING_ENV.key]?.trim();
+  if (!value) return undefined;
+  const passphrase = env[SIGNING_ENV.passphrase] || undefined;
+  if (path === undefined && value.startsWith('-----BEGIN PGP')) return { armored: value, passphrase, from: `$${SIGNING_ENV.key}` };
+  const from = path !== undefined ? `--signing-key ${path}` : `${SIGNING_ENV.key}=${value}`;
   try {
-    return await readFile(value, 'utf8');
+    return { armored: await readFile(value, 'utf8'), passphrase, from };
   } catch (e) {
-    throw new HnError('ESIGN_FORMAT', `${from}: cannot read the ${what} ${value} (${(e as NodeJS.ErrnoException).code ?? e}); make one with hnforge keygen --out DIR`, { cause: e });
+    throw new HnError('EUSAGE', `${from}: cannot read the key file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); give the armored private key hnforge keygen wrote (signing-key.asc)`, { cause: e });
   }
 }
 
-/** The signing key from `--signing-key PATH`, else $HNFORGE_SIGNING_KEY (a path or the armored key); undefined when neither. */
-export async function loadSigningKey(path: string | undefined, env: NodeJS.ProcessEnv = process.env): Promise<SigningKey | undefined> {
-  const value = path ?? env[SIGNING_ENV.key];
-  if (!value) return undefined;
-  const from = path ? `--signing-key` : `$${SIGNING_ENV.key}`;
-  return { armored: await readKeyText(value, from, 'signing key'), passphrase: env[SIGNING_ENV.passphrase] || undefined, from };
-}
-
-/** The binary public keyring that verifies what `key` signs (the file baked into images). */
-export async function publicKeyringOf(key: SigningKey): Promise<{ bytes: Uint8Array; fingerprints: string[] }> {
-  return keyringBytes(key.armored);
+/** The binary public keyring that verifies what `key` signs (the file baked into images); the key is unlocked and checked. */
+export async function publicKeyringOf(key: Pick<SigningKey, 'armored' | 'passphrase'>): Promise<{ bytes: Uint8Array; fingerprints: string[] }> {
+  const { publicKey } = await publicKeyOf(key.armored, { passphrase: key.passphrase });
+  return keyringBytes(publicKey);
 }
 
 /** The keyring readers verify with: `--keyring PATH`, else $HNFORGE_KEYRING (path or armored), else the signing key's public part. */

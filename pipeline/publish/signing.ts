@@ -243,6 +243,21 @@ export async function verifyDetached(
   return { fingerprint: fpr(first.key), signingKeyFingerprint: fpr(first.signing), created: created ?? date };
 }
 
+/**
+ * The public half of an armored private key, for the keyring a build bakes
+ * into its image. The key is unlocked and checked (not expired, not revoked)
+ * here, so a wrong passphrase or a dead key stops the build before it starts
+ * rather than at publishing, after the image is made.
+ */
+export async function publicKeyOf(
+  privateKeyArmored: string,
+  opts: { passphrase?: string; date?: Date } = {},
+): Promise<{ publicKey: string; fingerprint: string }> {
+  const key = await readPrivate(privateKeyArmored, opts.passphrase);
+  await checkKeyValid(key, opts.date ?? new Date(), 'the signing key');
+  return { publicKey: key.toPublic().armor(), fingerprint: fpr(key) };
+}
+
 /** Binary public key packets for `publicArmored` (one or several keys; secret parts are never written). */
 export async function keyringBytes(publicArmored: string): Promise<{ bytes: Uint8Array; fingerprints: string[] }> {
   const keys = await readPublicKeys(publicArmored);

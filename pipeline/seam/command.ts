@@ -129,6 +129,11 @@ export const cmd = {
   copySparse: entry('cp', (from: string, to: string) => c('cp', ['--sparse=always', '--reflink=auto', from, to], 10 * MINUTE)),
 
   sync: entry('sync', () => c('sync', [])),
+
+  /** The commit of a checkout (the report's gitRevision). */
+  gitHead: entry('git', (dir: string) => c('git', ['-C', dir, 'rev-parse', '--verify', 'HEAD'])),
+  /** Changed tracked files; untracked ones (a node_modules link, build output) are not the code that ran. */
+  gitChanges: entry('git', (dir: string) => c('git', ['-C', dir, 'status', '--porcelain', '--untracked-files=no'])),
 };
 
 export function formatCommand(command: Command): string {

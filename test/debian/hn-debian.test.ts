@@ -1,8 +1,16 @@
 // hn-debian built for real from the host's Debian mirror, then inspected
 // without booting (booting is test/boot's job).
-import { lstat, readFile, readlink, realpath, stat } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { lstat, mkdir, mkdtemp, readFile, readlink, realpath, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { TEST_CACHE } from '../support/test-cache.ts';
 import { join } from 'node:path';
+import { IMAGE_PATHS } from '../../pipeline/boot/contract.ts';
+import { keygen } from '../../pipeline/publish/keygen.ts';
+import type { ImageFileEntry } from '../../pipeline/publish/manifest-types.ts';
+import { signDetached } from '../../pipeline/publish/signing.ts';
+import { dayOf } from '../../pipeline/publish/version.ts';
+import { run } from '../../pipeline/seam/run.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hnforge } from '../support/cli.ts';
 import { mountImageReadOnly } from '../support/image.ts';
@@ -14,13 +22,28 @@ const out = '/var/tmp/hnforge-test-out';
 describe('[root] hn-debian from scratch', () => {
   let before: Awaited<ReturnType<typeof systemState>>;
   let image: Awaited<ReturnType<typeof mountImageReadOnly>> | undefined;
-  let report: { packages: { name: string; version: string }[]; stages: { name: string; status: string }[]; apparentBytes: number; usedBytes: number };
+  let report: {
+    packages: { name: string; version: string }[]; stages: { name: string; status: string }[]; apparentBytes: number; usedBytes: number;
+    version: string; gitRevision?: string; sources: Record<string, string>; publishingKey?: { path: string; fingerprints: string[] }; files: ImageFileEntry[];
+  };
   let buildSeconds = 0;
+  let keys: Awaited<ReturnType<typeof keygen>>;
+  let scratch: string;
+  // A store already holding today's version 900 of the profile: the build's default version counts past it.
+  const day = dayOf(new Date());
 
   beforeAll(async () => {
     before = await systemState(cache);
+    scratch = await mkdtemp(join(tmpdir(), 'hnforge-hn-debian-'));
+    keys = await keygen({ out: join(scratch, 'keys') });
+    const channel = join(scratch, 'store/hn-debian/stable');
+    await mkdir(channel, { recursive: true });
+    await writeFile(join(channel, 'SHA256SUMS'), `${'a'.repeat(64)} *hn-root_${day}.900.img.zst\n`);
     // --from image-create: every stage runs, whatever the cache holds (the package cache is still used).
-    const r = await hnforge(['build', '--profile', 'hn-debian', '--cache', cache, '--output', out, '--from', 'image-create'], { timeoutMs: 900_000 });
+    const r = await hnforge(
+      ['build', '--profile', 'hn-debian', '--cache', cache, '--output', out, '--from', 'image-create', '--store', `file://${join(scratch, 'store')}`, '--signing-key', keys.privateKey],
+      { timeoutMs: 900_000 },
+    );
     if (r.code !== 0) throw new Error(`build failed (${r.code}): ${r.stderr.slice(-3000)}`);
     buildSeconds = r.seconds;
     report = JSON.parse(await readFile(join(out, 'hn-debian/hn-root.report.json'), 'utf8'));
@@ -28,6 +51,7 @@ describe('[root] hn-debian from scratch', () => {
   });
   afterAll(async () => {
     await image?.release();
+    if (scratch) await rm(scratch, { recursive: true, force: true });
   });
 
   it('leaves no loop device or mount behind', async () => {
@@ -93,5 +117,56 @@ describe('[root] hn-debian from scratch', () => {
     expect(report.apparentBytes).toBe(15 * 1024 ** 3);
     expect(report.usedBytes).toBeLessThan(3 * 1024 ** 3);
     console.log(`hn-debian from scratch: ${buildSeconds.toFixed(1)} s, ${(report.usedBytes / 2 ** 20).toFixed(0)} MiB used`);
+  });
+
+  it('carries its version in /etc/hn-release and os-release, counted past the store\'s versions of the day', async () => {
+    const root = image!.root;
+    // 901, or more when an earlier run today published past it (the report in `out` counts; --from never reuses a version).
+    expect(report.version).toMatch(new RegExp(`^${day}\\.\\d+$`));
+    expect(Number(report.version.split('.')[1])).toBeGreaterThan(900);
+    const hnRelease = await readFile(join(root, IMAGE_PATHS.hnRelease), 'utf8');
+    expect(hnRelease).toContain(`HN_VERSION="${report.version}"\n`);
+    expect(hnRelease).toContain('HN_PROFILE="hn-debian"\nHN_BASE="debian"\n');
+    expect(hnRelease).toMatch(/^HN_BUILT="\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"$/m);
+    // Debian links /etc/os-release to ../usr/lib/os-release: the image's is now a file of its own.
+    expect((await lstat(join(root, IMAGE_PATHS.osRelease))).isFile()).toBe(true);
+    const osRelease = await readFile(join(root, IMAGE_PATHS.osRelease), 'utf8');
+    expect(osRelease).toMatch(/^ID=debian$/m);
+    expect(osRelease).toMatch(/^IMAGE_ID="hn-debian"$/m);
+    expect(osRelease.match(/^IMAGE_VERSION=.*$/gm)).toEqual([`IMAGE_VERSION="${report.version}"`]);
+    expect(await readFile(join(root, 'usr/lib/os-release'), 'utf8')).not.toContain('IMAGE_VERSION');
+  });
+
+  it('bakes the publishing keyring into the image: gpgv accepts a signature by the key with it', async () => {
+    const keyring = join(image!.root, IMAGE_PATHS.publishingKeyring);
+    expect(report.publishingKey).toEqual({ path: IMAGE_PATHS.publishingKeyring, fingerprints: [keys.fingerprint] });
+    const data = join(scratch, 'SHA256SUMS');
+    await writeFile(data, `${'b'.repeat(64)} *hn-root_${report.version}.img.zst\n`);
+    await writeFile(`${data}.gpg`, await signDetached(await readFile(data), await readFile(keys.privateKey, 'utf8')));
+    const { stdout } = await run({ file: 'gpgv', args: ['--status-fd', '1', '--keyring', keyring, `${data}.gpg`, data], timeoutMs: 30_000 }, { capture: true });
+    expect(stdout).toContain(`VALIDSIG ${keys.fingerprint}`);
+    await writeFile(data, 'tampered\n');
+    await expect(run({ file: 'gpgv', args: ['--keyring', keyring, `${data}.gpg`, data], timeoutMs: 30_000 })).rejects.toThrow(/exit code/);
+  });
+
+  it('reports the version, the hnforge commit, the pinned sources and the file list of the finished tree', async () => {
+    const root = image!.root;
+    expect(report.gitRevision === undefined || /^[0-9a-f]{40}(-dirty)?$/.test(report.gitRevision)).toBe(true);
+    expect(report.sources['debian.mirror']).toMatch(/^https?:\/\//);
+    expect(report.sources['debian.mirrorDate']).toBeTruthy();
+    expect(report.sources['debian.suite']).toBe('bookworm');
+    const byPath = new Map(report.files.map((f) => [f.path, f]));
+    expect(report.files.length).toBeGreaterThan(10_000);
+    const hnRelease = byPath.get(IMAGE_PATHS.hnRelease)!;
+    expect(hnRelease).toMatchObject({ type: 'f', mode: '0644', uid: 0, gid: 0 });
+    expect(hnRelease.sha256).toBe(createHash('sha256').update(await readFile(join(root, IMAGE_PATHS.hnRelease))).digest('hex'));
+    expect(byPath.get('/boot/kernel')).toMatchObject({ type: 'l', target: await readlink(join(root, 'boot/kernel')) });
+    expect(byPath.get('/data0')).toMatchObject({ type: 'l', target: '/hostpart/data' });
+    // The finished tree: no build-only file, and proc was not mounted (nothing of it listed).
+    expect(byPath.has('/usr/sbin/policy-rc.d')).toBe(false);
+    expect(report.files.some((f) => f.path.startsWith('/proc/'))).toBe(false);
+    const text = await readFile(join(out, 'hn-debian/hn-root.report.txt'), 'utf8');
+    expect(text).toContain(`version        ${report.version}\n`);
+    expect(text).not.toContain('"/etc/hn-release"');
   });
 });

@@ -115,6 +115,13 @@ describe.skipIf(!IS_ROOT)('[contract][root] Gentoo build through the engine, loo
         expect(await readdir(join(mnt, 'var/db/repos/hnforge'))).toEqual([]);
         expect(await readFile(join(mnt, 'etc/machine-id'), 'utf8')).toBe('');
         expect(await readFile(join(mnt, 'etc/fstab'), 'utf8')).toContain('LABEL=hostpart /hostpart auto noatime 0 0');
+        // The release stage ran for the Gentoo base too: the version inside matches the report's.
+        const report = JSON.parse(await readFile(join(out, 'hn-root.report.json'), 'utf8')) as { version: string; sources: Record<string, string>; files: { path: string }[] };
+        expect(report.version).toMatch(/^\d{8}\.1$/);
+        expect(await readFile(join(mnt, 'etc/hn-release'), 'utf8')).toContain(`HN_VERSION="${report.version}"\nHN_PROFILE="gentoo-contract"\nHN_BASE="gentoo"\n`);
+        expect(await readFile(join(mnt, 'etc/os-release'), 'utf8')).toContain(`IMAGE_ID="gentoo-contract"\nIMAGE_VERSION="${report.version}"\n`);
+        expect(report.sources).toMatchObject({ 'gentoo.repository.snapshot': '20260501', 'gentoo.stage3.sha512': expect.stringMatching(/^[0-9a-f]{128}$/) });
+        expect(report.files.some((f) => f.path === '/var/db/pkg/net-fs/xtreemfs-1.0')).toBe(true);
       } finally {
         const { failed } = await stack.unwind();
         expect(failed).toEqual([]);

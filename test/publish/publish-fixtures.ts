@@ -7,7 +7,7 @@ import { mkdir, mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KEY_FILES, keygen } from '../../pipeline/publish/keygen.ts';
-import type { PublishableReport } from '../../pipeline/publish/manifest.ts';
+import type { BuildReport } from '../../pipeline/report.ts';
 import { outputFiles } from '../../pipeline/publish/output.ts';
 import { loadSigningKey, type SigningKey } from '../../pipeline/publish/signing-key.ts';
 
@@ -15,7 +15,7 @@ const MiB = 1 << 20;
 
 export interface FixtureImage {
   image: string;
-  report: PublishableReport & { version: string };
+  report: BuildReport;
 }
 
 /** A 96 MiB sparse image with random data at 0, 5 MiB and 80 MiB, and its report. */

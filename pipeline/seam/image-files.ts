@@ -1,0 +1,111 @@
+// The file list of an image tree (the manifest's `files`), read from the host
+// at the directory the image is mounted on. Like `find -xdev`: nothing is
+// followed (lstat, readlink; a symlink is listed with its target, never
+// entered, so no path leaves the image), and a directory another filesystem
+// is mounted on (proc, sys, dev in a chroot, a bind of a host cache) is listed
+// but not entered. Mount points come from /proc/self/mountinfo rather than
+// st_dev: a btrfs subvolume has a device number of its own yet is the image.
+// Regular files are hashed in parallel (p-limit): a 1.2 GiB tree is mostly
+// waiting on reads.
+
+import { createHash } from 'node:crypto';
+import { constants, type Stats } from 'node:fs';
+import { lstat, open, readFile, readdir, readlink, realpath } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import pLimit from 'p-limit';
+import type { ImageFileEntry } from '../publish/manifest-types.ts';
+
+// O_NOFOLLOW: a file swapped for a link after the lstat fails instead of being followed;
+// O_NONBLOCK: a FIFO swapped in cannot hang the walk.
+const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+const CHUNK = 1024 * 1024;
+
+/** Mount points strictly below `root` (host paths), from the kernel's table. */
+export async function mountPointsBelow(root: string, mountinfo = '/proc/self/mountinfo'): Promise<Set<string>> {
+  const text = await readFile(mountinfo, 'utf8');
+  // Field 5 is the mount point, with space, tab, newline and backslash as octal escapes.
+  const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+  const below = new Set<string>();
+  for (const line of text.split('\n')) {
+    const point = line.split(' ')[4];
+    if (point === undefined) continue;
+    const path = unescape(point);
+    if (path.startsWith(`${root}/`)) below.add(path);
+  }
+  return below;
+}
+
+function typeOf(st: Stats): ImageFileEntry['type'] {
+  if (st.isFile()) return 'f';
+  if (st.isDirectory()) return 'd';
+  if (st.isSymbolicLink()) return 'l';
+  if (st.isCharacterDevice()) return 'c';
+  if (st.isBlockDevice()) return 'b';
+  if (st.isFIFO()) return 'p';
+  return 's';
+}
+
+async function sha256Of(host: string): Promise<string> {
+  const fh = await open(host, READ_FLAGS);
+  try {
+    const hash = createHash('sha256');
+    const buf = Buffer.allocUnsafe(CHUNK);
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, CHUNK, null);
+      if (bytesRead === 0) break;
+      hash.update(buf.subarray(0, bytesRead));
+    }
+    return hash.digest('hex');
+  } finally {
+    await fh.close();
+  }
+}
+
+export interface ListOptions {
+  /** Files hashed at once (default: 2 per CPU). */
+  concurrency?: number;
+  /** Told about each mount point listed but not entered. */
+  onSkip?: (imagePath: string) => void;
+}
+
+/**
+ * Every entry of the tree at host directory `root` (the root itself as "/"),
+ * sorted by path, with sha256 for regular files and the target for symlinks.
+ */
+export async function listImageFiles(root: string, opts: ListOptions = {}): Promise<ImageFileEntry[]> {
+  const top = await realpath(root);
+  const mounts = await mountPointsBelow(top);
+  const limit = pLimit(opts.concurrency ?? availableParallelism() * 2);
+  const entries: ImageFileEntry[] = [];
+  const pending: Promise<void>[] = [];
+
+  const visit = async (host: string, path: string): Promise<void> => {
+    const st = await lstat(host);
+    const type = typeOf(st);
+    const entry: ImageFileEntry = {
+      path,
+      type,
+      mode: (st.mode & 0o7777).toString(8).padStart(4, '0'),
+      uid: st.uid,
+      gid: st.gid,
+      size: type === 'f' || type === 'l' ? st.size : 0,
+    };
+    entries.push(entry);
+    if (type === 'l') entry.target = await readlink(host);
+    else if (type === 'f') pending.push(limit(async () => void (entry.sha256 = await sha256Of(host))));
+    else if (type === 'd') {
+      if (mounts.has(host)) {
+        opts.onSkip?.(path);
+        return;
+      }
+      // lstat and readdir hold no descriptor: only hashing (which opens files) is limited.
+      const names = await readdir(host);
+      await Promise.all(names.map((n) => visit(join(host, n), path === '/' ? `/${n}` : `${path}/${n}`)));
+    }
+  };
+  await visit(top, '/');
+  await Promise.all(pending);
+  // Byte order, not locale order: the same list on every builder.
+  return entries.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}

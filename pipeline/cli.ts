@@ -16,7 +16,8 @@ import { listProfiles, resolveProfile } from './profiles.ts';
 import { progressMode } from './progress.ts';
 import { summarise, type BuildReport } from './report.ts';
 import { assertRecovered, cleanBuildDir } from './recovery.ts';
-import { publishCommands } from './publish/commands.ts';
+import { publishCommands, withStore } from './publish/commands.ts';
+import { checkChannelName, DEFAULT_CHANNEL, publish } from './publish/publish.ts';
 import { keygen } from './publish/keygen.ts';
 import { checkVersion } from './publish/version.ts';
 import { loadSigningKey } from './publish/signing-key.ts';
@@ -69,6 +70,8 @@ async function buildCommand(argv: {
   sidecar: boolean;
   version?: string;
   store?: string;
+  channel?: string;
+  publish: boolean;
   signingKey?: string;
 }) {
   jsonMode = argv.json;
@@ -79,8 +82,11 @@ async function buildCommand(argv: {
   const outputDir = resolve(argv.output);
   const progress = progressMode(argv.json);
   const say = (line: string) => progress !== 'silent' && process.stderr.write(`hnforge: ${line}\n`);
+  const profile = await resolveProfile(resolve(argv.profilesDir), argv.profile);
+  const store = argv.publish ? (argv.store ?? profile.publish?.store) : undefined;
+  const channel = argv.channel ?? profile.publish?.channel ?? DEFAULT_CHANNEL;
+  if (store) checkChannelName(channel);
   if (!argv.dryRun) {
-    const profile = await resolveProfile(resolve(argv.profilesDir), argv.profile);
     const stages = stagesFor(profile.base);
     await mkdir(cacheDir, { recursive: true });
     if (argv.installHostPackages) await ensureHostPackages(toolsOf(stages), say);
@@ -98,19 +104,24 @@ async function buildCommand(argv: {
     keepGoing: argv.keepGoing,
     sidecar: argv.sidecar,
     version: argv.version === undefined ? undefined : String(argv.version),
-    store: argv.store,
+    store: argv.store ?? profile.publish?.store,
     signingKey,
     progress,
   });
   if (!argv.dryRun && result.version) say(`version ${result.version.version} (${result.version.how === 'next' ? 'the next of the day' : result.version.how === 'reused' ? 'reused: the same inputs got it earlier today' : '--version'})`);
   if (!argv.dryRun && !signingKey) say('no signing key (--signing-key or HNFORGE_SIGNING_KEY): the image has no publishing key to verify its updates with');
+  // Publishing is the build's last step when a store is named: the same code as `hnforge publish`.
+  const published = store && result.image && !argv.dryRun && result.ok
+    ? await withStore(store, (s) => publish({ image: result.image!, store: s, channel, signingKey, lockWaitMs: 600_000, say }))
+    : undefined;
   if (argv.json) {
-    process.stdout.write(JSON.stringify(result, null, 2) + '\n');
+    process.stdout.write(JSON.stringify(published ? { ...result, published } : result, null, 2) + '\n');
   } else if (argv.dryRun) {
     printDryRun(result);
   } else if (result.report) {
     const report = JSON.parse(await readFile(result.report, 'utf8')) as BuildReport;
     process.stdout.write(summarise(report));
+    if (published) process.stdout.write(`published      ${published.version} to ${published.store} channel ${published.channel}${published.signedBy ? '' : ' (unsigned)'}\n`);
   } else {
     say(`stopped after --only ${argv.only}; nothing published`);
   }
@@ -164,7 +175,9 @@ export async function main(args: string[]): Promise<number> {
             .option('profiles-dir', { type: 'string', default: profilesDir, describe: 'directory holding the profiles' })
             .option('install-host-packages', { type: 'boolean', default: true, describe: 'apt-get install missing host tools before building' })
             .option('version', { type: 'string', describe: 'the image\'s version (letters, digits, . + ~ -); default YYYYMMDD.N, the next of the UTC day' })
-            .option('store', { type: 'string', describe: 'a store (file:///path, s3://bucket/prefix, oci://host/repo) whose versions of the profile the default version counts' })
+            .option('store', { type: 'string', describe: 'publish the finished image to this store (file:///path, s3://bucket/prefix, oci://host/repo; default: the profile\'s publish.store); its versions count for the default version' })
+            .option('channel', { type: 'string', describe: 'channel to publish into (default: the profile\'s publish.channel, else nightly)' })
+            .option('publish', { type: 'boolean', default: true, describe: '--no-publish: build only, even when the profile names a store' })
             .option('signing-key', { type: 'string', describe: 'armored private key (hnforge keygen\'s signing-key.asc; else HNFORGE_SIGNING_KEY): its public keyring goes into the image' })
             .example('$0 build --profile hn-debian', 'build out/hn-debian/hn-root.img')
             .example('$0 build --profile hn-debian --dry-run', 'show what would run')

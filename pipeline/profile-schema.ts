@@ -55,6 +55,13 @@ export const profileSchema = z.strictObject({
     hostname: z.string().describe('placeholder hostname; the node instantiates its own at boot'),
     directories: z.array(z.string().startsWith('/')),
   }),
+  publish: z
+    .strictObject({
+      store: z.string().optional().describe('store the build publishes to (file:///path, s3://bucket/prefix, oci://host/repo); --store overrides'),
+      channel: z.string().default('nightly').describe('channel a build publishes into; --channel overrides'),
+    })
+    .optional()
+    .describe('where a finished build is published (hnforge publish) without naming a store on the command line'),
   boot: z.strictObject({
     modules: z.array(z.string()).describe('kernel modules the initramfs loads, in order'),
     hostpartFilesystems: z.array(z.enum(['ext4', 'btrfs'])),

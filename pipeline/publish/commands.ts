@@ -38,8 +38,9 @@ function signingOptions<T>(y: Argv<T>) {
   return y.option('signing-key', { type: 'string', describe: `armored private key to sign SHA256SUMS with (default: $${SIGNING_ENV.key}; passphrase in $${SIGNING_ENV.passphrase})` });
 }
 
-async function withStore<T>(argv: Options, work: (store: Store) => Promise<T>): Promise<T> {
-  const url = (argv.store as string | undefined) ?? process.env[STORE_ENV];
+/** Opens the store named by --store (or $HNFORGE_STORE, or a URL), runs `work`, closes it. */
+export async function withStore<T>(argv: Options | string, work: (store: Store) => Promise<T>): Promise<T> {
+  const url = typeof argv === 'string' ? argv : ((argv.store as string | undefined) ?? process.env[STORE_ENV]);
   if (!url) throw new HnError('EUSAGE', `no store named: pass --store URL (file:///srv/hn-images, s3://bucket/prefix, oci://host/repository) or set $${STORE_ENV}`);
   const store = await openStore(url);
   try {

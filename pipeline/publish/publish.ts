@@ -114,7 +114,7 @@ export async function publish(opts: PublishOptions): Promise<PublishResult> {
 
     const previous = channel.versions.find((v) => v !== version);
     const manifest = buildManifest(report, version, ref.channel, compressed, (opts.now ?? (() => new Date()))());
-    const reportText = summarise(report) + "\n" + (await changesSince(opts.store, ref, channel, previous, manifest));
+    const reportText = summarise(report) + '\n' + (await changesSince(opts.store, ref, channel, previous, manifest));
     const uploads = [
       upload(names.artifact, { path: scratch }, compressed.artifact),
       inMemory(names.manifest, manifestBytes(manifest)),

@@ -12,6 +12,7 @@ import { access, constants } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 import { HnError, usageError } from './errors.ts';
 import { resolveProfile } from './profiles.ts';
+import { NAME_PATTERN } from './publish/store.ts';
 import { STORE_SCHEMES } from './publish/stores.ts';
 import { entry } from './seam/catalogue.ts';
 import { formatCommand } from './seam/command.ts';
@@ -111,7 +112,7 @@ export async function checkNightlyOptions(o: NightlyOptions, profilesDir: string
     problems.push(`--store ${o.store}: use file:///path, s3://bucket/prefix or oci://host[:port]/repository`);
   }
   if (!Number.isInteger(o.keep) || o.keep < 1) problems.push(`--keep ${o.keep}: a whole number of versions to keep, at least 1`);
-  if (!/^[a-z0-9][a-z0-9._-]{0,63}$/.test(o.channel)) problems.push(`--channel ${o.channel}: lower-case letters, digits, ".", "_", "-"`);
+  if (!NAME_PATTERN.test(o.channel)) problems.push(`--channel ${o.channel}: use lower-case letters, digits, ".", "_" and "-" (at most 64, starting with a letter or digit)`);
   if (o.signingKey) await access(o.signingKey, constants.R_OK).catch(() => problems.push(`--signing-key ${o.signingKey}: cannot read this file (make one with: hnforge keygen --out DIR)`));
   if (problems.length === 1) throw usageError(problems[0]!);
   if (problems.length) throw new HnError('EUSAGE', `${problems.length} problems with the nightly options: ${problems.join('; ')}`, { details: problems });

@@ -150,12 +150,12 @@ describe('[contract] hnforge nightly runs each step as its own hnforge command',
   });
 
   it('option mistakes are reported together, in one error, exit 2, before anything runs', async () => {
-    const r = await nightly(['--profile', 'no-such-profile', '--store', 'ftp://example/x', '--keep', '0', '--signing-key', join(dir, 'missing.asc')]);
+    const r = await nightly(['--profile', 'no-such-profile', '--store', 'ftp://example/x', '--keep', '0', '--channel', 'Nightly', '--signing-key', join(dir, 'missing.asc')]);
     expect(r.code).toBe(2);
     expect(r.calls).toEqual([]);
     const errors = r.stderr.trim().split('\n');
     expect(errors).toHaveLength(1);
-    expect(errors[0]).toMatch(/^hnforge: error: 4 problems with the nightly options: unknown profile 'no-such-profile'.*; --store ftp:\/\/example\/x: use file:\/\/\/path, s3:\/\/bucket\/prefix or oci:\/\/host\[:port\]\/repository; --keep 0: .*; --signing-key .*missing\.asc: cannot read this file/);
+    expect(errors[0]).toMatch(/^hnforge: error: 5 problems with the nightly options: unknown profile 'no-such-profile'.*; --store ftp:\/\/example\/x: use file:\/\/\/path, s3:\/\/bucket\/prefix or oci:\/\/host\[:port\]\/repository; --keep 0: .*; --channel Nightly: use lower-case .*; --signing-key .*missing\.asc: cannot read this file/);
     const noStore = await nightly(['--profile', 'hn-debian']);
     expect(noStore.code).toBe(2);
     expect(noStore.stderr).toMatch(/^hnforge: error: Missing required argument: store/);

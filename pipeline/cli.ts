@@ -7,9 +7,9 @@ import { fileURLToPath } from 'node:url';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { stringify as toYaml } from 'yaml';
-import { EXIT, HnError, isHnError } from './errors.ts';
+import { EXIT, HnError, InterruptedError, isHnError } from './errors.ts';
 import { ensureHostPackages, ensurePackages, hostPackages, PACKAGE_PURPOSES, type PackagePurpose } from './host-packages.ts';
-import { toolsOf } from './host-tools.ts';
+import { packagesOfTools, toolsOf } from './host-tools.ts';
 import { preflight } from './preflight.ts';
 import { programsOf } from './seam/catalogue.ts';
 import { listProfiles, resolveProfile } from './profiles.ts';
@@ -21,6 +21,7 @@ import { checkChannelName, DEFAULT_CHANNEL, publish } from './publish/publish.ts
 import { keygen } from './publish/keygen.ts';
 import { checkVersion } from './publish/version.ts';
 import { loadSigningKey } from './publish/signing-key.ts';
+import { killRunningCommands } from './seam/run.ts';
 import { build, type BuildResult } from './runner.ts';
 import { stagesFor } from './stages-table.ts';
 
@@ -153,6 +154,62 @@ async function cleanCommand(argv: { profile: string; cache: string; dryRun: bool
   assertRecovered(result, buildDir);
 }
 
+async function bootTestCommand(argv: { image: string; timeout: number; json: boolean }) {
+  jsonMode = argv.json;
+  if (!Number.isFinite(argv.timeout) || argv.timeout <= 0) throw new HnError('EUSAGE', `--timeout ${argv.timeout}: a number of seconds greater than 0`);
+  const { bootTest, checkBootImage, BOOT_TEST_COMMANDS, BOOT_TEST_EXTRA_PACKAGES } = await import('./boot-test.ts');
+  await checkBootImage(resolve(argv.image));
+  const say = (line: string) => !argv.json && process.stderr.write(`hnforge: ${line}\n`);
+  await ensurePackages([...packagesOfTools(programsOf(BOOT_TEST_COMMANDS)).packages, ...BOOT_TEST_EXTRA_PACKAGES], say);
+  // qemu and the provisioning tools run in their own process groups: stop them on Ctrl-C, then clean up.
+  const abort = new AbortController();
+  const onSignal = (signal: string) => {
+    abort.abort(new InterruptedError(signal));
+    killRunningCommands();
+  };
+  const sigint = () => onSignal('SIGINT');
+  const sigterm = () => onSignal('SIGTERM');
+  process.on('SIGINT', sigint);
+  process.on('SIGTERM', sigterm);
+  try {
+    const r = await bootTest({ image: resolve(argv.image), timeoutMs: argv.timeout * 1000, signal: abort.signal, log: say });
+    if (argv.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+    else process.stdout.write(`boot-test passed: ${r.image} reached its userspace ${(r.atMs / 1000).toFixed(1)} s after qemu started\n  ${r.marker}\n  serial log: ${r.log}\n`);
+  } finally {
+    process.off('SIGINT', sigint);
+    process.off('SIGTERM', sigterm);
+  }
+}
+
+async function nightlyCommand(argv: {
+  profile: string[]; store: string; channel: string; keep: number; signingKey?: string; output: string; cache?: string;
+  bootTimeout?: number; dryRun: boolean; json: boolean;
+}) {
+  jsonMode = argv.json;
+  const { checkNightlyOptions, formatPlan, formatSummary, planNightly, runNightly } = await import('./nightly.ts');
+  const options = {
+    profiles: argv.profile, store: argv.store, channel: argv.channel, keep: argv.keep, signingKey: argv.signingKey,
+    output: argv.output, cache: argv.cache, bootTimeoutSec: argv.bootTimeout,
+    // Tests point this at a stand-in that prints its argv; everyone else runs this very hnforge.
+    bin: process.env.HNFORGE_NIGHTLY_BIN || join(repoDir, 'bin/hnforge'),
+  };
+  if (argv.bootTimeout !== undefined && !(argv.bootTimeout > 0)) throw new HnError('EUSAGE', `--boot-timeout ${argv.bootTimeout}: a number of seconds greater than 0`);
+  await checkNightlyOptions(options, profilesDir);
+  const result = argv.dryRun ? planNightly(options) : await runNightly(options, (l) => process.stderr.write(`hnforge nightly: ${l}\n`));
+  if (argv.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');
+  else process.stdout.write(argv.dryRun ? formatPlan(result) : formatSummary(result));
+  if (result.interrupted) {
+    jsonMode = false;
+    throw new InterruptedError(result.interrupted);
+  }
+  if (!result.ok) {
+    const failed = result.profiles.filter((p) => !p.ok).map((p) => `${p.profile} (${p.steps.find((s) => s.status === 'failed')?.step})`);
+    // --json already printed the whole result: the error line goes to stderr only.
+    jsonMode = false;
+    throw new HnError('ENIGHTLY', `nightly failed for ${failed.join(', ')}; the summary above shows each failure and the command that reruns it`);
+  }
+}
+
 export async function main(args: string[]): Promise<number> {
   try {
     await yargs(args)
@@ -251,6 +308,37 @@ export async function main(args: string[]): Promise<number> {
         },
       )
       .command(publishCommands((json) => (jsonMode = json)))
+      .command(
+        'boot-test',
+        'Boot an image under qemu the way a server does (GRUB on EFI-BOOT, hn-root.img on hostpart) and wait for its userspace',
+        (y) =>
+          y
+            .option('image', { type: 'string', demandOption: true, describe: 'the hn-root.img to boot (never changed: a copy is booted)' })
+            .option('timeout', { type: 'number', default: 600, describe: 'seconds the boot may take before it counts as failed' })
+            .option('json', { type: 'boolean', default: false, describe: 'print the result as JSON on stdout' })
+            .example('$0 boot-test --image out/hn-debian/hn-root.img', 'the serial log goes to out/hn-debian/hn-root.boot-test.log')
+            .epilog(EXIT_CODES),
+        (argv) => bootTestCommand(argv as never),
+      )
+      .command(
+        'nightly',
+        'For each profile: build, boot-test, publish and prune, each as its own hnforge command; a summary at the end',
+        (y) =>
+          y
+            .option('profile', { type: 'string', array: true, demandOption: true, describe: 'profile to build (repeat for several; each runs even if one before failed)' })
+            .option('store', { type: 'string', demandOption: true, describe: 'where to publish: file:///path, s3://bucket/prefix or oci://host[:port]/repository' })
+            .option('channel', { type: 'string', default: 'nightly', describe: 'channel to publish to' })
+            .option('keep', { type: 'number', default: 7, describe: 'versions of each profile prune keeps in the store' })
+            .option('signing-key', { type: 'string', describe: 'OpenPGP private key that signs SHA256SUMS (see hnforge keygen)' })
+            .option('output', { type: 'string', default: 'out', describe: 'build output directory (a subdirectory per profile)' })
+            .option('cache', { type: 'string', describe: "the build's cache directory (default: the build's own)" })
+            .option('boot-timeout', { type: 'number', describe: "boot-test's --timeout in seconds (default: boot-test's own)" })
+            .option('dry-run', { type: 'boolean', default: false, describe: 'print the commands that would run; run nothing' })
+            .option('json', { type: 'boolean', default: false, describe: 'print the result (every step, status, exit code, time) as JSON on stdout' })
+            .example('$0 nightly --profile hn-debian --store file:///srv/images --signing-key /etc/hnforge/keys/signing-key.asc', 'what the systemd timer runs')
+            .epilog(EXIT_CODES),
+        (argv) => nightlyCommand(argv as never),
+      )
       .command('profiles', 'List the profiles', {}, async () => {
         for (const p of await listProfiles(profilesDir)) {
           process.stdout.write(`${p.name.padEnd(14)} ${p.abstract ? '(abstract) ' : ''}${p.description}\n`);

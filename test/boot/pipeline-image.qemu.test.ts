@@ -11,8 +11,9 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { statSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { addReportUnit } from '../../pipeline/boot-test.ts';
 import { provision } from '../../pipeline/provision.ts';
 import { bootDisk } from '../../pipeline/qemu.ts';
 import { cmd } from '../../pipeline/seam/command.ts';
@@ -29,32 +30,6 @@ async function pipelineImage(): Promise<string> {
   return join(out, 'hn-debian/hn-root.img');
 }
 
-const REPORT = `#!/bin/sh
-rootdev=$(awk '$2 == "/" { d = $1 } END { print d }' /proc/mounts)
-rootmode=$(awk '$2 == "/" { split($4, o, ","); m = o[1] } END { print m }' /proc/mounts)
-backing=$(cat "/sys/block/\${rootdev##*/}/loop/backing_file" 2>/dev/null)
-hp=$(awk '$2 == "/hostpart" { print $1 "," $3 "," $4 }' /proc/mounts)
-exitrd=no; [ -x /run/initramfs/shutdown ] && exitrd=yes
-echo "HN-USERSPACE uname=$(uname -r) root=$rootdev rootmode=$rootmode backing=$backing hostpart=$hp data0=$(readlink /data0) exitrd=$exitrd uptime=$(cut -d' ' -f1 /proc/uptime)"
-[ -d /data0/ ] && echo "HN-DATA0 ok"
-systemctl --no-block poweroff
-`;
-
-const UNIT = `[Unit]
-Description=hnforge boot test report
-After=multi-user.target
-
-[Service]
-Type=oneshot
-ExecStart=/usr/local/sbin/hn-test-report
-StandardOutput=tty
-StandardError=tty
-TTYPath=/dev/ttyS0
-
-[Install]
-WantedBy=multi-user.target
-`;
-
 describe('[qemu][root] the pipeline-built hn-debian image boots', { timeout: 900_000 }, () => {
   let work: string;
   let disk: Disk;
@@ -65,18 +40,8 @@ describe('[qemu][root] the pipeline-built hn-debian image boots', { timeout: 900
     work = await mkdtemp(join(CACHE, 'qemu-pipeline-'));
     const copy = join(work, 'hn-root.img');
     await run(cmd.copySparse(image, copy));
-    await writeFile(join(work, 'report'), REPORT, { mode: 0o755 });
-    await writeFile(join(work, 'unit'), UNIT);
-    const requests = [
-      'mkdir /usr/local/sbin',
-      `write ${join(work, 'report')} /usr/local/sbin/hn-test-report`,
-      'sif /usr/local/sbin/hn-test-report mode 0100755',
-      `write ${join(work, 'unit')} /etc/systemd/system/hn-test-report.service`,
-      'mkdir /etc/systemd/system/multi-user.target.wants',
-      'symlink /etc/systemd/system/multi-user.target.wants/hn-test-report.service /etc/systemd/system/hn-test-report.service',
-    ];
-    await writeFile(join(work, 'requests'), requests.join('\n') + '\n');
-    await run({ file: 'debugfs', args: ['-w', '-f', join(work, 'requests'), copy], timeoutMs: 60_000 });
+    // The same report unit `hnforge boot-test` adds: HN-USERSPACE once multi-user.target is reached, then poweroff.
+    await addReportUnit(copy, work);
     const p = await provision({
       disk: join(work, 'disk'), image: copy, hostpartFs: 'ext4', yes: true, sizeBytes: Math.ceil((statSync(copy).size * 1.1 + 2 ** 29) / 2 ** 20) * 2 ** 20,
       grub: TEST_GRUB, hostpartFiles: { 'data/precious': 'gold\n' }, workDir: work,

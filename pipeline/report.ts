@@ -1,7 +1,22 @@
 // The build report: JSON for machines, a short text for people, both beside the image.
 // The file list is in the JSON only (tens of thousands of lines), one entry per line.
 
+import { stat } from 'node:fs/promises';
 import type { ImageFileEntry } from './publish/manifest-types.ts';
+
+/** What changes whenever a file's content can have changed (any write moves mtime and ctime). */
+export interface FileIdentity {
+  dev: string;
+  ino: string;
+  size: string;
+  mtimeNs: string;
+  ctimeNs: string;
+}
+
+export async function fileIdentity(path: string): Promise<FileIdentity> {
+  const s = await stat(path, { bigint: true });
+  return { dev: String(s.dev), ino: String(s.ino), size: String(s.size), mtimeNs: String(s.mtimeNs), ctimeNs: String(s.ctimeNs) };
+}
 
 export interface BuildReport {
   profile: string;
@@ -19,6 +34,8 @@ export interface BuildReport {
   inputsDigest: string;
   /** SHA-256 of the image, as in the hn-root.img.sha256 sidecar published beside it. */
   sha256?: string;
+  /** The published image file as it was when `sha256` was recorded: publishing reuses the sha256 while all of it still matches. */
+  imageIdentity?: FileIdentity;
   builtAt: string;
   wallSeconds: number;
   apparentBytes: number;

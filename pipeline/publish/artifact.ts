@@ -39,6 +39,12 @@ export interface CompressedImage {
 }
 
 export interface CompressOptions {
+  /**
+   * The raw image's sha256 when it is already known for this very file (the build's sidecar, the
+   * file unchanged since): the pass then only compresses. SHA-256 is one sequential stream: over
+   * 15 GiB it alone takes longer than zstd takes to compress the image.
+   */
+  knownSha256?: string;
   /** Bytes of the image read so far, and the total. */
   progress?: (done: number, total: number) => void;
   signal?: AbortSignal;
@@ -48,7 +54,7 @@ export interface CompressOptions {
 export async function compressImage(image: string, artifactPath: string, opts: CompressOptions = {}): Promise<CompressedImage> {
   const input = await open(image, 'r');
   const output = await open(artifactPath, 'w', 0o644);
-  const hasher = new ImageHasher();
+  const hasher: RawHasher = opts.knownSha256 ? knownHash(opts.knownSha256) : new ImageHasher();
   const artifactHash = sha256();
   let artifactBytes = 0;
   const zeroFrames = new Map<number, Buffer>();
@@ -216,15 +222,27 @@ parentPort.on('message', (m) => {
     parentPort.postMessage({ done: m.zeros });
   } else if (m.data) {
     hash.update(new Uint8Array(m.data));
-    parentPort.postMessage({ done: m.data.byteLength });
+    parentPort.postMessage({ done: m.data.byteLength, data: true });
   } else if (m.end) {
     parentPort.postMessage({ digest: hash.digest('hex') });
   }
 });
 `;
 
-/** sha256 of the raw image in a worker thread, with the reader held back to HASH_BACKLOG ahead of it. */
-class ImageHasher {
+interface RawHasher {
+  zeros(length: number): Promise<void>;
+  data(bytes: Uint8Array): Promise<void>;
+  digest(): Promise<string>;
+  close(): Promise<void>;
+}
+
+function knownHash(sha256: string): RawHasher {
+  const nothing = async () => undefined;
+  return { zeros: nothing, data: nothing, close: nothing, digest: async () => sha256 };
+}
+
+/** sha256 of the raw image in a worker thread; the reader may run up to HASH_BACKLOG of data ahead of it. */
+class ImageHasher implements RawHasher {
   private readonly worker = new Worker(HASH_WORKER, { eval: true });
   private backlog = 0;
   private waiting: (() => void) | undefined;
@@ -232,8 +250,8 @@ class ImageHasher {
   private failed: Error | undefined;
 
   constructor() {
-    this.worker.on('message', (m: { done?: number; digest?: string }) => {
-      if (m.done !== undefined) {
+    this.worker.on('message', (m: { done?: number; data?: boolean; digest?: string }) => {
+      if (m.done !== undefined && m.data) {
         this.backlog -= m.done;
         if (this.backlog <= HASH_BACKLOG) this.wake();
       }
@@ -258,9 +276,10 @@ class ImageHasher {
     if (this.failed) throw this.failed;
   }
 
+  /** Zeros hold no memory: never waited for, so the reader runs on through holes while the worker hashes. */
   async zeros(length: number) {
+    if (this.failed) throw this.failed;
     this.worker.postMessage({ zeros: length });
-    await this.admit(length);
   }
 
   /** A copy of `bytes` goes to the worker (transferred, so it is copied once); the caller keeps `bytes`. */

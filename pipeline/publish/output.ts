@@ -12,7 +12,7 @@ import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { computeSidecar, formatSidecar, parseSidecar } from '../boot/sidecar.ts';
 import { HnError } from '../errors.ts';
-import { formatReportJson, summarise, type BuildReport } from '../report.ts';
+import { fileIdentity, formatReportJson, summarise, type BuildReport } from '../report.ts';
 import { cmd } from '../seam/command.ts';
 import { run } from '../seam/run.ts';
 
@@ -64,7 +64,7 @@ export async function publishImage(req: PublishRequest): Promise<Published> {
       await rename(files.image + PARTIAL, files.image);
       const info = await stat(files.image);
       const report: BuildReport = {
-        ...req.report, image: files.image, sha256: sidecar?.sha256, wallSeconds: (Date.now() - req.startedAt) / 1000, apparentBytes: info.size, usedBytes: info.blocks * 512,
+        ...req.report, image: files.image, sha256: sidecar?.sha256, imageIdentity: sidecar ? await fileIdentity(files.image) : undefined, wallSeconds: (Date.now() - req.startedAt) / 1000, apparentBytes: info.size, usedBytes: info.blocks * 512,
       };
       await writeAtomically(files.json, formatReportJson(report));
       await writeAtomically(files.text, summarise(report));

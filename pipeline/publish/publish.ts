@@ -13,7 +13,7 @@
 import { readdir, readFile, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { HnError } from '../errors.ts';
-import { summarise, type BuildReport } from '../report.ts';
+import { fileIdentity, summarise, type BuildReport, type FileIdentity } from '../report.ts';
 import { compressImage } from './artifact.ts';
 import { readChannel, type Channel } from './channel.ts';
 import { diffManifests, formatDiff } from './diff.ts';
@@ -105,8 +105,9 @@ export async function publish(opts: PublishOptions): Promise<PublishResult> {
       if (report.sha256) throw exists(opts.store, ref, version);
     }
 
-    say(`compressing ${opts.image} (version ${version})`);
-    const compressed = await compressImage(opts.image, scratch, { progress: opts.progress, signal: opts.signal });
+    const knownSha256 = await buildSha256(opts.image, report);
+    say(`compressing ${opts.image} (version ${version}; ${knownSha256 ? "its sha256 is the build's: the file is unchanged since" : 'hashing it on the way'})`);
+    const compressed = await compressImage(opts.image, scratch, { progress: opts.progress, signal: opts.signal, knownSha256 });
     if (report.sha256 && report.sha256 !== compressed.image.sha256) {
       throw new HnError('EVERIFY', `${opts.image} changed since it was built (sha256 ${compressed.image.sha256}, report says ${report.sha256}); rebuild it`);
     }
@@ -149,6 +150,15 @@ function result(opts: PublishOptions, ref: ChannelRef, version: string, channel:
     store: opts.store.url, profile: ref.profile, channel: ref.channel, version, alreadyPublished: already, signedBy: channel.signedBy,
     files, image: { sha256: image.sha256, bytes: image.apparentBytes }, seconds: (Date.now() - started) / 1000,
   };
+}
+
+/** The build's sha256 of the image, while the file is provably the one it was computed for. */
+async function buildSha256(image: string, report: BuildReport): Promise<string | undefined> {
+  if (!report.sha256 || !report.imageIdentity) return undefined;
+  const now = await fileIdentity(image);
+  const then = report.imageIdentity;
+  const same = (Object.keys(then) as (keyof FileIdentity)[]).every((k) => then[k] === now[k]);
+  return same ? report.sha256 : undefined;
 }
 
 const exists = (store: Store, ref: ChannelRef, version: string) =>

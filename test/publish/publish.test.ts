@@ -19,6 +19,8 @@ import { publish, type PublishOptions } from '../../pipeline/publish/publish.ts'
 import { FileStore } from '../../pipeline/publish/store-file.ts';
 import { versionFiles, type Store } from '../../pipeline/publish/store.ts';
 import { verifyVersion } from '../../pipeline/publish/verify.ts';
+import { outputFiles } from '../../pipeline/publish/output.ts';
+import { fileIdentity } from '../../pipeline/report.ts';
 import { failure } from './store-contract.ts';
 import { makeImage, makeKeys, scratchDir, type Keys } from './publish-fixtures.ts';
 
@@ -149,6 +151,25 @@ describe('publish to a directory store', () => {
     const second = await makeImage(dir('b'), { version: '20261202.1' });
     await run(second.image);
     await verifyVersion({ store, ref, trust: await trust() });
+  });
+
+  it("reuses the build's sha256 only while the image file is unchanged; an image written since is caught", async () => {
+    const { store, run, trust, dir } = setup();
+    const { image, report } = await makeImage(dir('a'), { version: '20261202.5' });
+    report.sha256 = (await sh('sha256sum', [image])).stdout.split(' ')[0];
+    report.imageIdentity = await fileIdentity(image);
+    await writeFile(outputFiles(image).json, JSON.stringify(report));
+    await run(image);
+    await verifyVersion({ store, ref, trust: await trust() }); // decompressed: the reused sha256 is the image's
+
+    const b = await makeImage(dir('b'), { version: '20261202.6' });
+    b.report.sha256 = (await sh('sha256sum', [b.image])).stdout.split(' ')[0];
+    b.report.imageIdentity = await fileIdentity(b.image);
+    await writeFile(outputFiles(b.image).json, JSON.stringify(b.report));
+    await sh('sh', ['-c', 'printf x | dd of="$1" bs=1 seek=4096 conv=notrunc status=none', 'sh', b.image]);
+    const e = await failure(run(b.image));
+    expect(e.code).toBe('EVERIFY');
+    expect(e.message).toMatch(/changed since it was built/);
   });
 
   it('refuses to drop a signature: an unsigned publish into a signed channel', async () => {

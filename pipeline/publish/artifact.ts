@@ -24,8 +24,6 @@ import { sha256 } from './sums.ts';
 const CHUNK = 4 << 20;
 /** A run of zeros at least this long ends a zstd frame; shorter runs are cheaper to compress than to split at. */
 const SPLIT_AT_ZEROS = 64 << 20;
-/** How far the reader may run ahead of the hashing worker. */
-const HASH_BACKLOG = 64 << 20;
 
 /** The file's extents (FIEMAP), so the publish pass reads only the ~8% of an image that holds data. */
 export const fileExtents = entry('filefrag', (path: string): Command => ({ file: 'filefrag', args: ['-v', path], timeoutMs: 2 * 60_000 }));
@@ -54,7 +52,7 @@ export interface CompressOptions {
 export async function compressImage(image: string, artifactPath: string, opts: CompressOptions = {}): Promise<CompressedImage> {
   const input = await open(image, 'r');
   const output = await open(artifactPath, 'w', 0o644);
-  const hasher: RawHasher = opts.knownSha256 ? knownHash(opts.knownSha256) : new ImageHasher();
+  const hasher: RawHasher = opts.knownSha256 ? knownHash(opts.knownSha256) : new ImageHasher(image);
   const artifactHash = sha256();
   let artifactBytes = 0;
   const zeroFrames = new Map<number, Buffer>();
@@ -87,7 +85,7 @@ export async function compressImage(image: string, artifactPath: string, opts: C
         // A hole: zeros without reading them.
         offset += length;
         opts.progress?.(offset, size);
-        await hasher.zeros(length);
+        hasher.zeros(length);
         zerosPending += length;
         continue;
       }
@@ -97,11 +95,11 @@ export async function compressImage(image: string, artifactPath: string, opts: C
       offset += chunk.length;
       opts.progress?.(offset, size);
       if (isZero(chunk)) {
-        await hasher.zeros(chunk.length);
+        hasher.zeros(chunk.length);
         zerosPending += chunk.length;
         continue;
       }
-      await hasher.data(chunk);
+      hasher.data(offset - chunk.length, chunk.length);
       if (frame && zerosPending >= SPLIT_AT_ZEROS) {
         await frame.end();
         frame = undefined;
@@ -209,91 +207,85 @@ async function zeroFrame(length: number, made: Map<number, Buffer>, signal?: Abo
   return bytes;
 }
 
-// The hashing worker: plain JavaScript, so it needs no loader. Zero runs are
-// hashed from its own buffer; data chunks arrive as transferred ArrayBuffers.
+// The hashing worker: plain JavaScript, so it needs no loader. SHA-256 is one
+// sequential stream and the holes come first in it, so the worker runs far
+// behind the reader; rather than holding the reader's data chunks until it
+// gets there, it reads them again itself (from the page cache the reader just
+// filled) when it reaches them. Zero runs are hashed from its own buffer.
 const HASH_WORKER = `
-const { parentPort } = require('node:worker_threads');
+const { parentPort, workerData } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
+const { openSync, readSync, closeSync } = require('node:fs');
 const hash = createHash('sha256');
 const zero = Buffer.alloc(${CHUNK});
+const buffer = Buffer.alloc(${CHUNK});
+const fd = openSync(workerData.path, 'r');
 parentPort.on('message', (m) => {
-  if (m.zeros) {
-    for (let left = m.zeros; left > 0; left -= zero.length) hash.update(left >= zero.length ? zero : zero.subarray(0, left));
-    parentPort.postMessage({ done: m.zeros });
-  } else if (m.data) {
-    hash.update(new Uint8Array(m.data));
-    parentPort.postMessage({ done: m.data.byteLength, data: true });
-  } else if (m.end) {
-    parentPort.postMessage({ digest: hash.digest('hex') });
+  try {
+    if (m.zeros) {
+      for (let left = m.zeros; left > 0; left -= zero.length) hash.update(left >= zero.length ? zero : zero.subarray(0, left));
+    } else if (m.length) {
+      const got = readSync(fd, buffer, 0, m.length, m.offset);
+      if (got !== m.length) throw new Error('short read at ' + m.offset + ': the image changed while it was read');
+      hash.update(buffer.subarray(0, m.length));
+    } else if (m.end) {
+      closeSync(fd);
+      parentPort.postMessage({ digest: hash.digest('hex') });
+    }
+  } catch (e) {
+    parentPort.postMessage({ error: String(e && e.message || e) });
   }
 });
 `;
 
 interface RawHasher {
-  zeros(length: number): Promise<void>;
-  data(bytes: Uint8Array): Promise<void>;
+  zeros(length: number): void;
+  data(offset: number, length: number): void;
   digest(): Promise<string>;
   close(): Promise<void>;
 }
 
 function knownHash(sha256: string): RawHasher {
-  const nothing = async () => undefined;
-  return { zeros: nothing, data: nothing, close: nothing, digest: async () => sha256 };
+  const nothing = () => undefined;
+  return { zeros: nothing, data: nothing, close: async () => undefined, digest: async () => sha256 };
 }
 
-/** sha256 of the raw image in a worker thread; the reader may run up to HASH_BACKLOG of data ahead of it. */
+/** sha256 of the raw image in a worker thread that follows the reader at its own pace. */
 class ImageHasher implements RawHasher {
-  private readonly worker = new Worker(HASH_WORKER, { eval: true });
-  private backlog = 0;
-  private waiting: (() => void) | undefined;
-  private digested: ((hex: string) => void) | undefined;
+  private readonly worker: Worker;
   private failed: Error | undefined;
+  private digested: ((hex: string) => void) | undefined;
+  private rejected: ((e: Error) => void) | undefined;
 
-  constructor() {
-    this.worker.on('message', (m: { done?: number; data?: boolean; digest?: string }) => {
-      if (m.done !== undefined && m.data) {
-        this.backlog -= m.done;
-        if (this.backlog <= HASH_BACKLOG) this.wake();
-      }
+  constructor(path: string) {
+    this.worker = new Worker(HASH_WORKER, { eval: true, workerData: { path } });
+    this.worker.on('message', (m: { digest?: string; error?: string }) => {
+      if (m.error !== undefined) this.fail(new HnError('EVERIFY', `hashing the image: ${m.error}`));
       if (m.digest !== undefined) this.digested?.(m.digest);
     });
-    this.worker.on('error', (e) => {
-      this.failed = e;
-      this.wake();
-    });
+    this.worker.on('error', (e) => this.fail(e));
   }
 
-  private wake() {
-    const w = this.waiting;
-    this.waiting = undefined;
-    w?.();
+  private fail(e: Error) {
+    this.failed ??= e;
+    this.rejected?.(e);
   }
 
-  private async admit(bytes: number) {
-    if (this.failed) throw this.failed;
-    this.backlog += bytes;
-    while (this.backlog > HASH_BACKLOG && !this.failed) await new Promise<void>((r) => (this.waiting = r));
-    if (this.failed) throw this.failed;
-  }
-
-  /** Zeros hold no memory: never waited for, so the reader runs on through holes while the worker hashes. */
-  async zeros(length: number) {
+  zeros(length: number) {
     if (this.failed) throw this.failed;
     this.worker.postMessage({ zeros: length });
   }
 
-  /** A copy of `bytes` goes to the worker (transferred, so it is copied once); the caller keeps `bytes`. */
-  async data(bytes: Uint8Array) {
-    const copy = new Uint8Array(bytes.length);
-    copy.set(bytes);
-    this.worker.postMessage({ data: copy.buffer }, [copy.buffer]);
-    await this.admit(bytes.length);
+  data(offset: number, length: number) {
+    if (this.failed) throw this.failed;
+    this.worker.postMessage({ offset, length });
   }
 
   digest(): Promise<string> {
     return new Promise((resolve, reject) => {
       if (this.failed) return reject(this.failed);
       this.digested = resolve;
+      this.rejected = reject;
       this.worker.postMessage({ end: true });
     });
   }

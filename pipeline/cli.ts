@@ -21,7 +21,7 @@ import { checkChannelName, DEFAULT_CHANNEL, publish } from './publish/publish.ts
 import { keygen } from './publish/keygen.ts';
 import { checkVersion } from './publish/version.ts';
 import { loadSigningKey } from './publish/signing-key.ts';
-import { killRunningCommands } from './seam/run.ts';
+import { untilInterrupted } from './seam/run.ts';
 import { build, type BuildResult } from './runner.ts';
 import { stagesFor } from './stages-table.ts';
 
@@ -162,23 +162,11 @@ async function bootTestCommand(argv: { image: string; timeout: number; json: boo
   const say = (line: string) => !argv.json && process.stderr.write(`hnforge: ${line}\n`);
   await ensurePackages([...packagesOfTools(programsOf(BOOT_TEST_COMMANDS)).packages, ...BOOT_TEST_EXTRA_PACKAGES], say);
   // qemu and the provisioning tools run in their own process groups: stop them on Ctrl-C, then clean up.
-  const abort = new AbortController();
-  const onSignal = (signal: string) => {
-    abort.abort(new InterruptedError(signal));
-    killRunningCommands();
-  };
-  const sigint = () => onSignal('SIGINT');
-  const sigterm = () => onSignal('SIGTERM');
-  process.on('SIGINT', sigint);
-  process.on('SIGTERM', sigterm);
-  try {
-    const r = await bootTest({ image: resolve(argv.image), timeoutMs: argv.timeout * 1000, signal: abort.signal, log: say });
+  await untilInterrupted(async (signal) => {
+    const r = await bootTest({ image: resolve(argv.image), timeoutMs: argv.timeout * 1000, signal, log: say });
     if (argv.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
     else process.stdout.write(`boot-test passed: ${r.image} reached its userspace ${(r.atMs / 1000).toFixed(1)} s after qemu started\n  ${r.marker}\n  serial log: ${r.log}\n`);
-  } finally {
-    process.off('SIGINT', sigint);
-    process.off('SIGTERM', sigterm);
-  }
+  });
 }
 
 async function nightlyCommand(argv: {

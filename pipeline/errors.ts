@@ -128,7 +128,7 @@ export const usageError = (message: string) => new HnError('EUSAGE', message);
 
 /** Raised on SIGINT/SIGTERM so stages stop at the next await and the build unwinds. */
 export class InterruptedError extends HnError {
-  constructor(signal: string) {
+  constructor(readonly signal: string) {
     super('EINTERRUPTED', `interrupted by ${signal}; cleaned up, rerun the same command to resume from the cache`);
   }
 }

@@ -10,13 +10,13 @@
 
 import { access, constants } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
-import { HnError, usageError } from './errors.ts';
+import { HnError, usageError, type InterruptedError } from './errors.ts';
 import { resolveProfile } from './profiles.ts';
 import { NAME_PATTERN } from './publish/store.ts';
 import { STORE_SCHEMES } from './publish/stores.ts';
 import { entry } from './seam/catalogue.ts';
 import { formatCommand } from './seam/command.ts';
-import { killRunningCommands, run } from './seam/run.ts';
+import { untilInterrupted, run } from './seam/run.ts';
 
 const MINUTE = 60_000;
 
@@ -134,25 +134,16 @@ export function planNightly(o: NightlyOptions): NightlyResult {
 }
 
 export async function runNightly(o: NightlyOptions, say: (line: string) => void): Promise<NightlyResult> {
-  let interrupted: string | undefined;
-  // The children run in their own process groups, so a terminal's Ctrl-C reaches only us:
-  // pass it on as SIGTERM and let the running step unwind (a build releases its mounts).
-  const onSignal = (signal: string) => {
-    interrupted ??= signal;
-    killRunningCommands();
-  };
-  const sigint = () => onSignal('SIGINT');
-  const sigterm = () => onSignal('SIGTERM');
-  process.on('SIGINT', sigint);
-  process.on('SIGTERM', sigterm);
-  const profiles: ProfileResult[] = [];
-  try {
+  // Ctrl-C or SIGTERM ends the running step (a build unwinds and releases its mounts); the rest are skipped.
+  return untilInterrupted(async (signal) => {
+    const interruptedBy = () => (signal.aborted ? (signal.reason as InterruptedError).signal : undefined);
+    const profiles: ProfileResult[] = [];
     for (const profile of o.profiles) {
       const steps: StepResult[] = [];
       let failed = false;
       for (const step of nightlySteps(profile, o)) {
         const command = stepCommand(o.bin, step);
-        if (failed || interrupted) {
+        if (failed || interruptedBy()) {
           steps.push({ step: step.name, command, status: 'skipped' });
           continue;
         }
@@ -188,13 +179,11 @@ export async function runNightly(o: NightlyOptions, say: (line: string) => void)
           say(`${profile}: ${step.name} failed${exitCode !== undefined ? ` (exit ${exitCode})` : ''}: ${why}`);
         }
       }
-      profiles.push({ profile, ok: !failed && !interrupted, steps });
+      profiles.push({ profile, ok: !failed && !interruptedBy(), steps });
     }
-  } finally {
-    process.off('SIGINT', sigint);
-    process.off('SIGTERM', sigterm);
-  }
-  return { ok: profiles.every((p) => p.ok), dryRun: false, profiles, ...(interrupted ? { interrupted } : {}) };
+    const interrupted = interruptedBy();
+    return { ok: profiles.every((p) => p.ok), dryRun: false, profiles, ...(interrupted ? { interrupted } : {}) };
+  });
 }
 
 /** The dry run: the commands, one per line, in the order they would run. */

@@ -6,7 +6,7 @@
 import { execa } from 'execa';
 import type { Readable, Writable } from 'node:stream';
 import { createInterface } from 'node:readline';
-import { HnError } from '../errors.ts';
+import { HnError, InterruptedError } from '../errors.ts';
 import { buildTagEnv } from './build-tag.ts';
 import { type Command, formatCommand, HOST_TOOL_PACKAGES } from './command.ts';
 import { assertDeclared } from './declared.ts';
@@ -45,6 +45,29 @@ export function killRunningCommands(): number {
   const n = live.size;
   if (n) setTimeout(() => [...live].forEach((pid) => killGroup(pid, 'SIGKILL')), KILL_GRACE_MS).unref();
   return n;
+}
+
+/**
+ * While `work` runs, SIGINT and SIGTERM end every running command (they run in
+ * their own process groups, so a terminal's Ctrl-C reaches only us) and abort
+ * the returned signal with an InterruptedError naming the signal.
+ */
+export async function untilInterrupted<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const abort = new AbortController();
+  const on = (name: NodeJS.Signals) => () => {
+    if (!abort.signal.aborted) abort.abort(new InterruptedError(name));
+    killRunningCommands();
+  };
+  const sigint = on('SIGINT');
+  const sigterm = on('SIGTERM');
+  process.on('SIGINT', sigint);
+  process.on('SIGTERM', sigterm);
+  try {
+    return await work(abort.signal);
+  } finally {
+    process.off('SIGINT', sigint);
+    process.off('SIGTERM', sigterm);
+  }
 }
 
 export function runningCommandCount(): number {

@@ -185,7 +185,8 @@ describe('the signing key on the command line', () => {
     const missing = await hnforge(['build', '--profile', 'hn-debian', '--dry-run', '--signing-key', '/nonexistent/signing-key.asc'], { timeoutMs: 60_000 });
     expect(missing.code).toBe(2);
     expect(missing.stderr.trim().split('\n')).toEqual(['hnforge: error: --signing-key /nonexistent/signing-key.asc: cannot read the key file (ENOENT); give the armored private key hnforge keygen wrote (signing-key.asc)']);
-    const none = await hnforge(['build', '--profile', 'hn-debian', '--dry-run'], { timeoutMs: 60_000 });
+    // An empty cache: every stage would run, so the plan shows the release stage's lines (a cached one shows none).
+    const none = await hnforge(['build', '--profile', 'hn-debian', '--dry-run', '--cache', await temp('hnrel-cache-')], { timeoutMs: 60_000 });
     expect(none.code, none.stderr).toBe(0);
     expect(none.stdout).toContain('$ no signing key: no keyring in the image');
     expect(none.stdout).toMatch(/version \d{8}\.\d+ \((next|reused)\)/);

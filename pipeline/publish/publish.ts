@@ -127,7 +127,7 @@ export async function publish(opts: PublishOptions): Promise<PublishResult> {
     say(`uploading ${uploads.map((u) => u.name).join(', ')} to ${opts.store.url}`);
     await opts.store.putFiles(ref, version, uploads);
     say('reading the upload back');
-    for (const f of uploads) await readStored(opts.store, ref, f);
+    for (const f of uploads) await checkStored(opts.store, ref, f);
 
     let sums: Map<string, string> = channel.sums;
     for (const f of uploads) sums = withEntry(sums, f.name, f.sha256);
@@ -187,10 +187,19 @@ async function changesSince(store: Store, ref: ChannelRef, channel: Channel, pre
 /** A stored file's bytes, checked against the sha256 the caller trusts. Small files only (manifests, reports). */
 export async function readStored(store: Store, ref: ChannelRef, file: StoredFile): Promise<Buffer> {
   const { bytes, sha256: got } = await hashStored(store, ref, file, true);
-  if (got !== file.sha256) {
-    throw new HnError('EVERIFY', `${store.url} ${ref.profile}/${ref.channel}/${file.name}: sha256 ${got}, but ${INDEX_FILES.sums} says ${file.sha256} (tampered, truncated or incomplete)`);
-  }
+  if (got !== file.sha256) throw mismatch(store, ref, file.name, got, file.sha256);
   return bytes!;
+}
+
+function mismatch(store: Store, ref: ChannelRef, name: string, got: string, want: string) {
+  return new HnError('EVERIFY', `${store.url} ${ref.profile}/${ref.channel}/${name}: sha256 ${got}, but ${INDEX_FILES.sums} says ${want} (tampered, truncated or incomplete)`);
+}
+
+/** Streams a stored file through sha256 (nothing kept) and checks it against the sha256 the caller trusts. */
+export async function checkStored(store: Store, ref: ChannelRef, file: StoredFile): Promise<{ sha256: string; size: number }> {
+  const got = await hashStored(store, ref, file);
+  if (got.sha256 !== file.sha256) throw mismatch(store, ref, file.name, got.sha256, file.sha256);
+  return got;
 }
 
 /** Streams a stored file through sha256; `keep` also returns its bytes. */

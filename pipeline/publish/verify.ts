@@ -11,7 +11,7 @@ import { startPiped } from '../seam/run.ts';
 import { listedFiles, readChannel, type Trust } from './channel.ts';
 import { parseManifest } from './manifest.ts';
 import type { Manifest } from './manifest-types.ts';
-import { hashStored, readStored } from './publish.ts';
+import { checkStored, readStored } from './publish.ts';
 import { versionFiles, type ChannelRef, type Store } from './store.ts';
 import { sha256 } from './sums.ts';
 
@@ -60,8 +60,7 @@ export async function verifyVersion(opts: VerifyOptions): Promise<VerifyResult> 
       checked.push({ name: file.name, sha256: file.sha256, bytes: bytes.length });
       continue;
     }
-    const got = await hashStored(store, ref, file);
-    if (got.sha256 !== file.sha256) throw mismatch(store, ref, file.name, got.sha256, file.sha256);
+    const got = await checkStored(store, ref, file);
     checked.push({ name: file.name, sha256: got.sha256, bytes: got.size });
   }
   const where = `${store.url} ${ref.profile}/${ref.channel}/${names.manifest}`;
@@ -83,10 +82,6 @@ export async function verifyVersion(opts: VerifyOptions): Promise<VerifyResult> 
     store: store.url, profile: ref.profile, channel: ref.channel, version, signedBy: channel.signedBy, files: checked,
     image: { sha256: manifest!.image.sha256, bytes: manifest!.image.apparentBytes, checked: !opts.quick },
   };
-}
-
-function mismatch(store: Store, ref: ChannelRef, name: string, got: string, want: string) {
-  return new HnError('EVERIFY', `${store.url} ${ref.profile}/${ref.channel}/${name}: sha256 ${got}, but SHA256SUMS says ${want} (tampered, truncated or incomplete)`);
 }
 
 /** sha256 and size of what the artifact decompresses to, streamed (nothing written to disk). */

@@ -3,8 +3,9 @@
 //   read back) against `zstd -T0 -3` alone on the same image, and the
 //   publish pass (which yields the raw image's SHA-256) against coreutils
 //   `sha256sum` on it. Targets: publish <= 1.0x zstd; SHA-256 <= 0.2x sha256sum.
-// The two sides take turns going first, round after round, so neither alone
-// profits from a warm page cache.
+// The sides take turns going first, round after round, and each starts with
+// the image in the page cache (the cold case favours hnforge, which reads only
+// the image's extents: ~0.5x of zstd's time in a cold first round).
 //   npm run bench -- publish [--image out/hn-debian/hn-root.img] [--rounds N]
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -48,10 +49,15 @@ try {
     sha256sum: () => seconds(() => execa('sha256sum', [image], { timeout: HOUR })),
     pass: () => seconds(() => compressImage(image, join(work, 'pass.zst'))),
   };
+  // Every side starts with the image in the page cache: otherwise whoever goes first pays for the disk.
+  const warm = () => execa('sh', ['-c', 'cat "$1" > /dev/null', 'sh', image], { timeout: HOUR });
   for (let round = 1; round <= rounds; round++) {
     const order = round % 2 ? (['zstd', 'publish', 'sha256sum', 'pass'] as const) : (['publish', 'zstd', 'pass', 'sha256sum'] as const);
     const t: Record<string, number> = {};
-    for (const side of order) t[side] = await sides[side]();
+    for (const side of order) {
+      await warm();
+      t[side] = await sides[side]();
+    }
     console.log(
       `round ${round}: zstd -T0 -3 ${t.zstd!.toFixed(1)} s | hnforge publish ${t.publish!.toFixed(1)} s | ratio ${(t.publish! / t.zstd!).toFixed(2)} (target <= 1.00)` +
         ` || sha256sum ${t.sha256sum!.toFixed(1)} s | publish pass with SHA-256 ${t.pass!.toFixed(1)} s | ratio ${(t.pass! / t.sha256sum!).toFixed(2)} (target <= 0.20)`,

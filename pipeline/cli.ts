@@ -362,7 +362,7 @@ export async function main(args: string[]): Promise<number> {
           else process.stdout.write(packages.join('\n') + '\n');
         },
       )
-      .demandCommand(1, 'name a command: build, clean, provision, keygen, publish, versions, verify, promote, prune, diff, profiles, profile show, stages, host-packages (see --help)')
+      .demandCommand(1, 'name a command: build, clean, provision, keygen, publish, versions, verify, promote, prune, diff, boot-test, nightly, profiles, profile show, stages, host-packages (see --help)')
       .strict()
       .epilog(EXIT_CODES)
       .fail((msg, err) => {

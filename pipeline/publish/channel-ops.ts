@@ -22,13 +22,12 @@ interface ChangeOptions {
   say?: (line: string) => void;
 }
 
-/** The channel about to be rewritten: refused when signed and no key can re-sign it. */
-async function writableChannel(opts: ChangeOptions, channel: string): Promise<Channel> {
-  const read = await readChannel(opts.store, { profile: opts.profile, channel }, opts.trust);
-  if (read.signed && !opts.signingKey) {
-    throw new HnError('EUNSIGNED', `${opts.store.url} ${opts.profile}/${channel} is signed; rewriting its SHA256SUMS needs --signing-key (or $HNFORGE_SIGNING_KEY)`);
+/** A channel about to be rewritten: refused when signed and no key can re-sign it. */
+function assertWritable(opts: ChangeOptions, channel: Channel): Channel {
+  if (channel.signed && !opts.signingKey) {
+    throw new HnError('EUNSIGNED', `${opts.store.url} ${opts.profile}/${channel.ref.channel} is signed; rewriting its SHA256SUMS needs --signing-key (or $HNFORGE_SIGNING_KEY)`);
   }
-  return read;
+  return channel;
 }
 
 export interface PromoteResult {
@@ -50,7 +49,7 @@ export async function promote(opts: ChangeOptions & { version: string; from?: st
     // The manifest read back through its listed sha256: a promote never spreads a damaged version.
     const manifestFile = files.find((f) => f.name === versionFiles(version).manifest)!;
     parseManifest(await readStored(store, source.ref, manifestFile), `${manifestFile.name} in ${source.ref.channel}`);
-    const target = await writableChannel(opts, opts.to);
+    const target = assertWritable(opts, await readChannel(store, { profile, channel: opts.to }, opts.trust));
     const base = { store: store.url, profile, version, from: source.ref.channel, to: opts.to };
     if (files.every((f) => target.sums.get(f.name) === f.sha256)) return { ...base, alreadyThere: true };
     const to: ChannelRef = { profile, channel: opts.to };
@@ -110,7 +109,7 @@ export async function prune(opts: ChangeOptions & { keep: number; olderThanDays?
       }
       results.push({ store: store.url, profile, channel: channel.ref.channel, kept: channel.versions.filter((v) => !removed.includes(v)), removed });
       if (!removed.length || opts.dryRun) continue;
-      await writableChannel(opts, channel.ref.channel);
+      assertWritable(opts, channel);
       const files = removed.flatMap((v) => listedFiles(channel, v));
       await writeSignedIndex(store, channel.ref, withoutEntries(channel.sums, files.map((f) => f.name)), opts.signingKey);
       for (const version of removed) {

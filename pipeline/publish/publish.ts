@@ -83,7 +83,8 @@ export async function publish(opts: PublishOptions): Promise<PublishResult> {
   const ref: ChannelRef = { profile: report.profile, channel: checkChannelName(opts.channel) };
   const { version } = report;
   const names = versionFiles(version);
-  const keyring = opts.signingKey ? (await publicKeyringOf(opts.signingKey)).bytes : undefined;
+  const publicKey = opts.signingKey ? await publicKeyringOf(opts.signingKey) : undefined;
+  const keyring = publicKey?.bytes;
   if (!opts.signingKey) say(`publishing UNSIGNED: no --signing-key (or $HNFORGE_SIGNING_KEY); nodes refuse unsigned versions unless told otherwise`);
 
   const lock = await opts.store.lock(ref.profile, opts.lockWaitMs);
@@ -133,7 +134,7 @@ export async function publish(opts: PublishOptions): Promise<PublishResult> {
     for (const f of uploads) sums = withEntry(sums, f.name, f.sha256);
     await writeSignedIndex(opts.store, ref, sums, opts.signingKey);
     say(`${ref.profile}/${ref.channel} now lists ${version}${opts.signingKey ? ' (signed)' : ' (unsigned)'}`);
-    const signedBy = opts.signingKey ? (await publicKeyringOf(opts.signingKey)).fingerprints[0] : undefined;
+    const signedBy = publicKey?.fingerprints[0];
     return {
       ...result(opts, ref, version, { ...channel, sums, signedBy }, false, { sha256: compressed.image.sha256, apparentBytes: compressed.image.bytes }, started),
       previous, files: uploads.map(({ name, sha256, size }) => ({ name, sha256, size })),

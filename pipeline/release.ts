@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import type { BuildContext, PublishingKey } from './context.ts';
 import { HnError } from './errors.ts';
-import { parseSums } from './publish/sums.ts';
+import { readChannel } from './publish/channel.ts';
 import { publicKeyringOf, type SigningKey } from './publish/signing-key.ts';
 import { versionOfFile } from './publish/store.ts';
 import { openStore } from './publish/stores.ts';
@@ -38,16 +38,14 @@ export async function reportVersion(reportFile: string): Promise<string | undefi
   }
 }
 
-/** Every version any channel of `profile` in the store lists in its SHA256SUMS. */
+/** Every version any channel of `profile` in the store lists in its SHA256SUMS (signed or not: only names are counted). */
 export async function storeVersions(storeUrl: string, profile: string): Promise<string[]> {
   const store = await openStore(storeUrl);
   try {
     const versions = new Set<string>();
-    for (const channel of await store.channels(profile)) {
-      const { sums } = await store.readIndex({ profile, channel });
-      if (!sums) continue;
-      const listed = parseSums(Buffer.from(sums).toString('utf8'), `${store.url} ${profile}/${channel}/SHA256SUMS`);
-      for (const file of listed.keys()) {
+    for (const name of await store.channels(profile)) {
+      const channel = await readChannel(store, { profile, channel: name }, { allowUnsigned: true });
+      for (const file of channel.sums.keys()) {
         const v = versionOfFile(file);
         if (v) versions.add(v);
       }

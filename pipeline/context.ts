@@ -88,6 +88,8 @@ export interface BuildContext extends Partial<Facts> {
   version?: string;
   /** Set when the build has a signing key (--signing-key, HNFORGE_SIGNING_KEY); undefined: unsigned. */
   readonly publishingKey?: PublishingKey;
+  /** The armored private signing key, kept only so the leak check can prove it is not in the image. */
+  readonly signingKeyArmored?: string;
 }
 
 /** Reads a fact a previous stage must have provided; a missing one is a bug in the stage table. */

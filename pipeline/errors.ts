@@ -51,6 +51,7 @@ export const ERRORS = {
   ENOSPACE: build('no space left for the output'),
   EOUTPUT: build('the output directory cannot be written'),
   EIMAGE_PATH: build('a path inside the image cannot be resolved inside it (link loop, not a directory, unsafe target)'),
+  ELEAK: build('the finished image holds a private key, a secret the build was given or the build host\'s identity (the message names the file and what matched)'),
   EKEPTGOING: build('--keep-going finished with failed optional stages'),
   // Provisioning a disk.
   EDISKSMALL: build('the disk is too small for EFI-BOOT, the image and a filesystem'),

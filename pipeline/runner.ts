@@ -123,6 +123,7 @@ async function buildTagged(opts: BuildOptions): Promise<BuildResult> {
   const publishingKey = opts.signingKey ? await publishingKeyOf(opts.signingKey) : undefined;
   const ctx: BuildContext = {
     publishingKey,
+    signingKeyArmored: opts.signingKey?.armored,
     profile: deepFreeze(profile),
     paths,
     repoDir: paths.repo,

@@ -25,6 +25,7 @@ import { gentooScrub } from '../stages/gentoo-scrub.ts';
 import { release } from '../stages/release.ts';
 import { fileList } from '../stages/file-list.ts';
 import { nodeTools } from '../stages/node-tools.ts';
+import { leakCheck } from '../stages/leak-check.ts';
 
 // Stages of one base only sit beside their counterpart in the other base
 // (bootstrap / unpack, packages / emerge, ...); everything else is shared.
@@ -50,6 +51,7 @@ export const STAGES: readonly StageDef[] = [
   scrub,
   release, //             version, os-release, publishing keyring (the only per-release input)
   chrootLeave,
+  leakCheck, //           nothing of the build host, no private key, no build secret in the finished tree
   fileList, //            the finished tree's file list, for the report and the manifest
   seal,
 ];

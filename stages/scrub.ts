@@ -1,51 +1,20 @@
 // Removes what identifies the build host or would make every node look the
-// same (ARCHITECTURE.md section 6). Rules are data: paths relative to the
-// image root, where the last component may hold a '*' wildcard.
+// same. The rules are data (data/scrub.yaml): paths relative to the image
+// root, where the last component may hold a '*' wildcard.
 
+import { z } from 'zod';
 import { need } from '../pipeline/context.ts';
+import { loadDataFile } from '../pipeline/data-files.ts';
 import { imageFs } from '../pipeline/seam/image-fs.ts';
 import type { StageDef } from '../pipeline/stage.ts';
 
+const SCRUB = loadDataFile('scrub.yaml', z.strictObject({ remove: z.array(z.string().min(1)), truncate: z.array(z.string().min(1)) }));
+
 /** Deleted (files or whole trees). */
-export const SCRUB_REMOVE = [
-  'etc/ssh/ssh_host_*',
-  'var/lib/dbus/machine-id',
-  'var/lib/systemd/random-seed',
-  'var/lib/misc/random-seed',
-  'var/lib/dhcp/*',
-  'var/lib/dhcpcd/*',
-  'var/lib/apt/lists/*',
-  'var/cache/apt/*.bin',
-  'var/cache/apt/archives/*.deb',
-  'var/cache/debconf/*-old',
-  'var/cache/distfiles/*',
-  'var/cache/binpkgs/*',
-  'var/log/portage/*',
-  'var/lib/docker/*',
-  'var/lib/containerd/*',
-  'var/lib/lxc/*',
-  'var/lib/libvirt/dnsmasq/*',
-  'var/lib/xtreemfs/*',
-  'etc/puppetlabs/puppet/ssl',
-  'root/.bash_history',
-  'root/.ssh',
-  'tmp/*',
-  'var/tmp/*',
-  'var/backups/*',
-  'var/crash/*',
-  'var/spool/cron/crontabs/*',
-  'var/mail/*',
-  'etc/passwd-',
-  'etc/shadow-',
-  'etc/group-',
-  'etc/gshadow-',
-  'etc/dpkg/dpkg.cfg.d/99mmdebstrap',
-  'etc/apt/apt.conf.d/99mmdebstrap',
-  'etc/udev/rules.d/70-persistent-net.rules',
-];
+export const SCRUB_REMOVE: readonly string[] = SCRUB.remove;
 
 /** Emptied but kept (their presence matters). */
-export const SCRUB_TRUNCATE = ['var/log/*.log', 'var/log/lastlog', 'var/log/wtmp', 'var/log/btmp', 'var/run/utmp'];
+export const SCRUB_TRUNCATE: readonly string[] = SCRUB.truncate;
 
 export async function scrubTree(root: string, log: (line: string) => void): Promise<number> {
   // Resolved inside the image: Debian's /var/run -> /run must lead to the image's /run, not the host's.

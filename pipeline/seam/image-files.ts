@@ -109,3 +109,39 @@ export async function listImageFiles(root: string, opts: ListOptions = {}): Prom
   // Byte order, not locale order: the same list on every builder.
   return entries.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
+
+/** A regular file of an image tree: its path in the image and on the host. */
+export interface ImageRegularFile {
+  path: string;
+  host: string;
+  size: number;
+}
+
+/**
+ * Every regular file of the tree at host directory `root`, walked as
+ * listImageFiles walks it (nothing followed, mounts below not entered), sorted
+ * by path. Open each with openImageFile: O_NOFOLLOW, so a file swapped for a
+ * link after the walk is refused instead of followed out of the image.
+ */
+export async function listRegularFiles(root: string, opts: Pick<ListOptions, 'onSkip'> = {}): Promise<ImageRegularFile[]> {
+  const top = await realpath(root);
+  const mounts = await mountPointsBelow(top);
+  const files: ImageRegularFile[] = [];
+  const visit = async (host: string, path: string): Promise<void> => {
+    const st = await lstat(host);
+    if (st.isFile()) files.push({ path, host, size: st.size });
+    else if (st.isDirectory()) {
+      if (mounts.has(host)) {
+        opts.onSkip?.(path);
+        return;
+      }
+      const names = await readdir(host);
+      await Promise.all(names.map((n) => visit(join(host, n), path === '/' ? `/${n}` : `${path}/${n}`)));
+    }
+  };
+  await visit(top, '/');
+  return files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
+
+/** Opens a file listRegularFiles found, for reading, without following a link swapped in meanwhile. */
+export const openImageFile = (host: string) => open(host, READ_FLAGS);

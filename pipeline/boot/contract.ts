@@ -88,6 +88,108 @@ export const UPDATE_EXIT = {
   locked: 6,
 } as const;
 
+/**
+ * Node identity (hn-instantiate): where a node's record lives and what it holds.
+ * The state repository is `<warehouse>/<profile's instantiate.statePath>/`, with a
+ * copy on the host partition (`<hostpart>/<IDENTITY.hostpartState>/`) used
+ * while the cluster storage is not mounted; both hold `nodes/<id>/` (one
+ * record per node) and `cluster/` (what all nodes share).
+ */
+export const IDENTITY = {
+  warehouseMount: '/warehouse',
+  hostpartState: 'data/hn-state',
+  nodesDir: 'nodes',
+  clusterDir: 'cluster',
+  /** Written by the build from the profile's `instantiate` section. */
+  conf: '/etc/hn-instantiate.conf',
+  /** One line per decision (identity source, sync, conflicts, fallbacks), in the record and on the host partition. */
+  recordLog: 'log',
+  hostpartLog: 'hn-instantiate.log',
+  /** The cluster's XtreemFS capability secret (MRC and OSD of every node must agree), in cluster/. */
+  xtreemfsSecret: 'xtreemfs.secret',
+  networkFile: '/etc/systemd/network/50-hn-node.network',
+  xtreemfsConfigDir: '/etc/xos/xtreemfs',
+  puppetConf: '/etc/puppetlabs/puppet/puppet.conf',
+} as const;
+
+/** hn-instantiate's exit codes. */
+export const INSTANTIATE_EXIT = {
+  ok: 0,
+  /** The node applied a generated identity for a record file that was invalid (the record's log says which). */
+  fallback: 1,
+  usage: 2,
+  /** Nothing identifies the node (no DMI UUID, serial or physical NIC), or a write failed. */
+  failed: 3,
+} as const;
+
+/**
+ * The node record's files: each key with whether it is required and the
+ * extended regular expression (grep -E) its value must match. The one schema:
+ * hn-instantiate carries a generated copy, `hnforge node` reads this one.
+ */
+export const NODE_RECORD_SCHEMA: Record<string, Record<string, { required: boolean; ere: string; doc: string }>> = {
+  'node.conf': {
+    id: { required: true, ere: '^([0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}|serial-[a-z0-9._-]{1,64}|mac-[0-9a-f]{12})$', doc: 'the node id: DMI product UUID (lowercase), serial-<serial> or mac-<lowest physical MAC>' },
+    id_source: { required: false, ere: '^(dmi-uuid|serial|mac|operator)$', doc: 'what the id was read from' },
+    hostname: { required: true, ere: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$', doc: 'host name (one DNS label)' },
+    domain: { required: false, ere: '^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$', doc: 'DNS domain; the FQDN is hostname.domain' },
+    created: { required: false, ere: '^[0-9TZ:.+-]{1,40}$', doc: 'when the record was made' },
+  },
+  'network.conf': {
+    mode: { required: true, ere: '^(dhcp|static)$', doc: 'dhcp, or static with address' },
+    match: { required: false, ere: '^[A-Za-z0-9*?:._ -]{1,200}$', doc: 'systemd-networkd [Match] Name= (default: en* eth*)' },
+    address: { required: false, ere: '^[0-9]{1,3}(\\.[0-9]{1,3}){3}/[0-9]{1,2}$', doc: 'IPv4 address with prefix length (static)' },
+    gateway: { required: false, ere: '^[0-9]{1,3}(\\.[0-9]{1,3}){3}$', doc: 'IPv4 default gateway (static)' },
+    dns: { required: false, ere: '^[0-9.: ]{1,200}$', doc: 'resolvers, space-separated' },
+  },
+  'machine-id': {
+    // A file of one line: the value itself (systemd's format), validated as the key `machine_id`.
+    machine_id: { required: true, ere: '^[0-9a-f]{32}$', doc: '/etc/machine-id: 32 lowercase hex digits' },
+  },
+  'xtreemfs.conf': {
+    dir_uuid: { required: true, ere: '^[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}$', doc: 'UUID of this node\'s XtreemFS DIR' },
+    mrc_uuid: { required: true, ere: '^[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}$', doc: 'UUID of this node\'s MRC' },
+    osd_uuid: { required: true, ere: '^[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}$', doc: 'UUID of this node\'s OSD' },
+  },
+  'puppet.conf': {
+    certname: { required: true, ere: '^[a-z0-9.-]{1,253}$', doc: 'Puppet certname (default: the FQDN)' },
+  },
+};
+
+/** SSH host key types a record holds (ssh_host_<type>_key and .pub; the private file 0600). */
+export const NODE_SSH_KEY_TYPES = ['ed25519', 'rsa', 'ecdsa'] as const;
+
+/** The constants hn-instantiate adds to the boot contract's. */
+export function identityShellConstants(): [string, string][] {
+  return [
+    ['HN_WAREHOUSE', IDENTITY.warehouseMount],
+    ['HN_HP_STATE', IDENTITY.hostpartState],
+    ['HN_NODES_DIR', IDENTITY.nodesDir],
+    ['HN_CLUSTER_DIR', IDENTITY.clusterDir],
+    ['HN_INSTANTIATE_CONF', IDENTITY.conf],
+    ['HN_RECORD_LOG', IDENTITY.recordLog],
+    ['HN_INSTANTIATE_LOG', IDENTITY.hostpartLog],
+    ['HN_XTREEMFS_SECRET', IDENTITY.xtreemfsSecret],
+    ['HN_NETWORK_FILE', IDENTITY.networkFile],
+    ['HN_XTREEMFS_CONFIG_DIR', IDENTITY.xtreemfsConfigDir],
+    ['HN_PUPPET_CONF', IDENTITY.puppetConf],
+    ['HN_SSH_KEY_TYPES', NODE_SSH_KEY_TYPES.join(',')],
+    ...Object.entries(INSTANTIATE_EXIT).map(([name, code]): [string, string] => [`HN_INST_EXIT_${name.toUpperCase()}`, String(code)]),
+  ];
+}
+
+/** The record schema as shell data: one `file key required|optional ERE` line per key. */
+export function recordSchemaLines(): string[] {
+  const lines: string[] = [];
+  for (const [file, keys] of Object.entries(NODE_RECORD_SCHEMA)) {
+    for (const [key, k] of Object.entries(keys)) {
+      if (/['\s]/.test(k.ere.replace(/ /g, ''))) throw new Error(`record schema ${file} ${key}: an ERE may hold no quote or whitespace but a space`);
+      lines.push(`${file} ${key} ${k.required ? 'required' : 'optional'} ${k.ere}`);
+    }
+  }
+  return lines;
+}
+
 /** The shell constants hn-boot.sh needs, in the order they are written. */
 export function shellConstants(): [string, string][] {
   return [
@@ -121,17 +223,24 @@ export function shellConstants(): [string, string][] {
 }
 
 /** Shell files (relative to the repository) that carry the generated block. */
-export const SHELL_FILES_WITH_CONTRACT = ['boot/hn-boot.sh', 'boot/hn-update'];
+export const SHELL_FILES_WITH_CONTRACT = ['boot/hn-boot.sh', 'boot/hn-update', 'boot/hn-instantiate'];
 
 export const SHELL_BLOCK_BEGIN = '# BEGIN boot contract: generated from pipeline/boot/contract.ts by `npm run generate`; do not edit';
 export const SHELL_BLOCK_END = '# END boot contract';
 
-export function shellContractBlock(): string {
-  const safe = /^[\w./-]+$/;
-  const lines = shellConstants().map(([name, value]) => {
+/** Shell files that carry the node identity constants and the record schema besides the boot contract. */
+export const SHELL_FILES_WITH_IDENTITY = ['boot/hn-instantiate'];
+
+/** The generated block of shell file `rel` (the boot contract; plus identity and schema for hn-instantiate). */
+export function shellContractBlock(rel?: string): string {
+  const safe = /^[\w.,/-]+$/;
+  const identity = rel !== undefined && SHELL_FILES_WITH_IDENTITY.includes(rel);
+  const constants = identity ? [...shellConstants(), ...identityShellConstants()] : shellConstants();
+  const lines = constants.map(([name, value]) => {
     if (!safe.test(value)) throw new Error(`boot contract value for ${name} needs quoting: ${value}`);
     return `${name}=${value}`;
   });
+  if (identity) lines.push(`HN_RECORD_SCHEMA='${recordSchemaLines().join('\n')}'`);
   return [SHELL_BLOCK_BEGIN, ...lines, SHELL_BLOCK_END].join('\n');
 }
 
@@ -143,8 +252,8 @@ export function extractShellBlock(text: string): string | undefined {
   return text.slice(begin, end + SHELL_BLOCK_END.length);
 }
 
-export function withShellBlock(text: string): string {
+export function withShellBlock(text: string, rel?: string): string {
   const current = extractShellBlock(text);
   if (current === undefined) throw new Error(`no '${SHELL_BLOCK_BEGIN}' ... '${SHELL_BLOCK_END}' block to replace`);
-  return text.replace(current, shellContractBlock());
+  return text.replace(current, () => shellContractBlock(rel));
 }

@@ -8,7 +8,7 @@ const repoDir = join(import.meta.dirname, '../..');
 for (const rel of SHELL_FILES_WITH_CONTRACT) {
   const path = join(repoDir, rel);
   const before = await readFile(path, 'utf8');
-  const after = withShellBlock(before);
+  const after = withShellBlock(before, rel);
   if (after !== before) {
     await writeFile(path, after);
     console.log(`updated ${rel}`);

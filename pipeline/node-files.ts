@@ -22,6 +22,10 @@ export const NODE_FILES: readonly NodeFile[] = [
   { source: 'boot/hn-update', target: '/usr/sbin/hn-update', mode: 0o755 },
   { source: 'boot/units/hn-update.service', target: `${UNIT_DIR}/hn-update.service`, mode: 0o644 },
   { source: 'boot/units/hn-update.timer', target: `${UNIT_DIR}/hn-update.timer`, mode: 0o644, wantedBy: 'timers.target' },
+  // The node's identity, early in every boot; synced again once /warehouse is mounted.
+  { source: 'boot/hn-instantiate', target: '/usr/sbin/hn-instantiate', mode: 0o755 },
+  { source: 'boot/units/hn-instantiate.service', target: `${UNIT_DIR}/hn-instantiate.service`, mode: 0o644, wantedBy: 'sysinit.target' },
+  { source: 'boot/units/hn-instantiate-sync.service', target: `${UNIT_DIR}/hn-instantiate-sync.service`, mode: 0o644, wantedBy: 'warehouse.mount' },
 ];
 
 /** True for files systemd reads as units (the Gentoo package installs them with systemd_dounit). */

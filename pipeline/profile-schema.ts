@@ -71,6 +71,22 @@ export const profileSchema = z.strictObject({
     })
     .default({ channel: 'nightly', schedule: 'daily', allowUnsigned: false })
     .describe('how nodes look for and stage new images (/etc/hn-update.conf, hn-update.timer)'),
+  instantiate: z
+    .strictObject({
+      statePath: z.string().regex(/^[\w.-]+(\/[\w.-]+)*$/, 'a relative path of plain names').default('hnforge').describe('the state repository below /warehouse: node records in /warehouse/<statePath>/nodes/<id>/ (a copy on /hostpart/data/hn-state/)'),
+      domain: z.string().regex(/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/).optional().describe('DNS domain of the nodes (FQDN, Puppet certname) unless a record sets its own'),
+      xtreemfsDirs: z.array(z.string().regex(/^[\w.-]+:\d{1,5}$/, 'host:port')).default([]).describe("the cluster's XtreemFS DIR endpoints (host:port) the MRC and OSD register with; default: the node's own DIR"),
+      warehouse: z
+        .strictObject({
+          what: z.string().regex(/^[^\s'"\\]+$/).describe('what is mounted: for XtreemFS dir1,dir2,dir3/volume; a directory for a bind'),
+          type: z.string().regex(/^[\w.]+$/).describe('filesystem type: xtreemfs, or none for a bind'),
+          options: z.string().regex(/^[^\s'"\\]*$/).default('').describe('mount options (e.g. bind, allow_other)'),
+        })
+        .optional()
+        .describe('the /warehouse mount (a systemd mount unit ordered after hn-instantiate); none: /warehouse stays an empty directory'),
+    })
+    .default({ statePath: 'hnforge', xtreemfsDirs: [] })
+    .describe("each node's identity at boot (hn-instantiate) and the state repository it is kept in"),
   boot: z.strictObject({
     modules: z.array(z.string()).describe('kernel modules the initramfs loads, in order'),
     hostpartFilesystems: z.array(z.enum(['ext4', 'btrfs'])),

@@ -26,24 +26,12 @@ export function fstab(image: { label: string }): string {
   ].join('\n');
 }
 
-// DHCP on every wired interface; the node's instantiation rewrites this per host.
-const NETWORK = ['[Match]', 'Name=en* eth*', '', '[Network]', 'DHCP=yes', '', '[DHCPv4]', 'ClientIdentifier=mac', ''].join('\n');
-
-// Host keys are scrubbed from the image; each node makes its own on first boot.
-const SSH_KEYGEN_UNIT = [
-  '[Unit]',
-  'Description=Generate this node\'s SSH host keys',
-  'ConditionPathExistsGlob=!/etc/ssh/ssh_host_*_key',
-  'Before=ssh.service sshd.service',
-  '',
-  '[Service]',
-  'Type=oneshot',
-  'ExecStart=/usr/bin/ssh-keygen -A',
-  '',
-  '[Install]',
-  'WantedBy=multi-user.target',
-  '',
-].join('\n');
+// A safety net only: hn-instantiate writes each node's own network file
+// (50-hn-node.network, which networkd reads first); if it could not run, every
+// wired interface still gets DHCP. SSH host keys, hostname and machine-id are
+// hn-instantiate's too (boot/hn-instantiate).
+export const FALLBACK_NETWORK_FILE = 'etc/systemd/network/99-hn-fallback-dhcp.network';
+const NETWORK = ['# Used only when hn-instantiate wrote no network file for this node.', '[Match]', 'Name=en* eth*', '', '[Network]', 'DHCP=yes', '', '[DHCPv4]', 'ClientIdentifier=mac', ''].join('\n');
 
 export const layout: StageDef = {
   name: 'layout',
@@ -53,9 +41,9 @@ export const layout: StageDef = {
   kind: 'mutate',
   bases: ['debian', 'gentoo'],
   needsRoot: true,
-  version: 2,
-  inputs: (ctx) => ({ layout: ctx.profile.layout, fstab: fstab(ctx.profile.image), network: NETWORK, unit: SSH_KEYGEN_UNIT, kernelArgs: grubKernelArgsFile(ctx.profile.boot.kernelArgs) }),
-  plan: () => ['write /etc/fstab, /etc/hostname, /etc/systemd/network/50-wired.network', 'ln -s /hostpart/data /data0', 'ln -s vmlinuz-<version> /boot/kernel'],
+  version: 3,
+  inputs: (ctx) => ({ layout: ctx.profile.layout, fstab: fstab(ctx.profile.image), network: NETWORK, kernelArgs: grubKernelArgsFile(ctx.profile.boot.kernelArgs) }),
+  plan: () => [`write /etc/fstab, /etc/hostname (placeholder), /${FALLBACK_NETWORK_FILE}`, 'ln -s /hostpart/data /data0', 'ln -s vmlinuz-<version> /boot/kernel'],
   async run(ctx, io) {
     // Every path resolved inside the image: its own symlinks never lead the host's writes out of it.
     const image = imageFs(need(ctx, 'root'));
@@ -65,12 +53,10 @@ export const layout: StageDef = {
     await image.symlink('/hostpart/data', 'data0');
 
     const systemdDir = 'etc/systemd/system';
-    await image.write('etc/systemd/network/50-wired.network', NETWORK);
+    await image.write(FALLBACK_NETWORK_FILE, NETWORK);
     await image.symlink('/lib/systemd/system/systemd-networkd.service', `${systemdDir}/multi-user.target.wants/systemd-networkd.service`);
     // Nothing on a node may wait for "network online": measured 147 s instead of 38 s to boot when it did.
     await image.symlink('/dev/null', `${systemdDir}/systemd-networkd-wait-online.service`);
-    await image.write(`${systemdDir}/hn-ssh-keygen.service`, SSH_KEYGEN_UNIT);
-    await image.symlink('/etc/systemd/system/hn-ssh-keygen.service', `${systemdDir}/multi-user.target.wants/hn-ssh-keygen.service`);
 
     const kernel = await findImageKernel(image);
     await image.symlink(kernel.file, IMAGE_PATHS.kernel);

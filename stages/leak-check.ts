@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import pLimit from 'p-limit';
 import { z } from 'zod';
 import { need, type BuildContext } from '../pipeline/context.ts';
-import { dataPath, loadDataFile } from '../pipeline/data-files.ts';
+import { loadDataFile } from '../pipeline/data-files.ts';
 import { HnError } from '../pipeline/errors.ts';
 import { listRegularFiles, openImageFile, type ImageRegularFile } from '../pipeline/seam/image-files.ts';
 import type { StageDef } from '../pipeline/stage.ts';
@@ -373,8 +373,7 @@ export const leakCheck: StageDef = {
   needsRoot: true,
   version: 1,
   // A new host key, history line or secret reruns the check: only a digest enters the key.
-  inputs: (ctx) => ({ needles: needlesDigest(buildNeedles(ctx).needles) }),
-  files: () => [dataPath(LEAK_RULES_FILE)],
+  inputs: (ctx) => ({ rules: LEAK_RULES, needles: needlesDigest(buildNeedles(ctx).needles) }),
   plan: (ctx) => {
     const { needles, notes } = buildNeedles(ctx);
     return [`search every regular file (no link followed, no mount entered) for ${needles.length} build-host and build secrets and ${LEAK_RULES.content.length + LEAK_RULES.names.length} key and history rules (data/${LEAK_RULES_FILE})`, ...notes];

@@ -5,7 +5,7 @@
 // emerge, and this stage only enables and configures them.
 
 import { join } from 'node:path';
-import { IMAGE_PATHS } from '../pipeline/boot/contract.ts';
+import { IDENTITY, IMAGE_PATHS } from '../pipeline/boot/contract.ts';
 import { need } from '../pipeline/context.ts';
 import { HnError } from '../pipeline/errors.ts';
 import { NODE_FILES, type NodeFile } from '../pipeline/node-files.ts';
@@ -28,6 +28,36 @@ export function updateConfText(update: ResolvedProfile['update']): string {
   return lines.join('\n') + '\n';
 }
 
+/** /etc/hn-instantiate.conf: `KEY="value"` lines hn-instantiate reads (it parses them; it does not source them). */
+export function instantiateConfText(inst: ResolvedProfile['instantiate']): string {
+  return [
+    "# Written by hnforge from the profile's instantiate section. hn-instantiate reads it.",
+    `HN_STATE_PATH=${quoteValue(inst.statePath)}`,
+    `HN_DOMAIN=${quoteValue(inst.domain ?? '')}`,
+    `HN_XTREEMFS_DIRS=${quoteValue(inst.xtreemfsDirs.join(','))}`,
+  ].join('\n') + '\n';
+}
+
+/** The /warehouse mount unit, ordered after the node has its identity (XtreemFS needs it). */
+export function warehouseMountUnit(w: NonNullable<ResolvedProfile['instantiate']['warehouse']>): string {
+  return [
+    '[Unit]',
+    'Description=Cluster storage (state repository of the node records)',
+    'After=hn-instantiate.service network-online.target',
+    'Wants=hn-instantiate.service',
+    '',
+    '[Mount]',
+    `What=${w.what}`,
+    `Where=${IDENTITY.warehouseMount}`,
+    `Type=${w.type}`,
+    ...(w.options ? [`Options=${w.options}`] : []),
+    '',
+    '[Install]',
+    'WantedBy=multi-user.target',
+    '',
+  ].join('\n');
+}
+
 /** The timer's schedule as a drop-in: the unit file stays the repository's, unchanged. */
 export function timerScheduleDropIn(schedule: string): string {
   return ['[Timer]', 'OnCalendar=', `OnCalendar=${schedule}`, ''].join('\n');
@@ -42,13 +72,15 @@ export const nodeTools: StageDef = {
   kind: 'mutate',
   bases: ['debian', 'gentoo'],
   needsRoot: true,
-  version: 1,
-  inputs: (ctx) => ({ files: NODE_FILES, conf: updateConfText(ctx.profile.update), schedule: ctx.profile.update.schedule }),
+  version: 2,
+  inputs: (ctx) => ({ files: NODE_FILES, conf: updateConfText(ctx.profile.update), schedule: ctx.profile.update.schedule, instantiate: ctx.profile.instantiate }),
   // Their content is what Debian installs; on Gentoo it reaches the image through the node package.
   files: (ctx) => (ctx.profile.base === 'debian' ? NODE_FILES.map((f) => join(ctx.repoDir, f.source)) : []),
   plan: (ctx) => [
     ...(ctx.profile.base === 'debian' ? NODE_FILES.map((f) => `install ${f.source} -> ${f.target}`) : ['(files installed by sys-apps/hnforge-node)']),
     ...NODE_FILES.filter((f) => f.wantedBy).map((f) => `enable ${unitName(f)} (${f.wantedBy})`),
+    `write ${IDENTITY.conf} (state repository ${IDENTITY.warehouseMount}/${ctx.profile.instantiate.statePath})`,
+    ...(ctx.profile.instantiate.warehouse ? [`write and enable warehouse.mount (${ctx.profile.instantiate.warehouse.type} ${ctx.profile.instantiate.warehouse.what})`] : []),
     `write ${IMAGE_PATHS.updateConf} (store ${ctx.profile.update.store ?? 'none: hn-update needs --store'}, channel ${ctx.profile.update.channel}, schedule ${ctx.profile.update.schedule})`,
   ],
   async run(ctx, io) {
@@ -65,6 +97,13 @@ export const nodeTools: StageDef = {
       await image.symlink(f.target, `etc/systemd/system/${f.wantedBy}.wants/${unitName(f)}`);
     }
     await image.write(IMAGE_PATHS.updateConf, updateConfText(ctx.profile.update));
+    await image.write(IDENTITY.conf, instantiateConfText(ctx.profile.instantiate));
+    const warehouse = ctx.profile.instantiate.warehouse;
+    if (warehouse) {
+      await image.mkdirp(IDENTITY.warehouseMount);
+      await image.write('etc/systemd/system/warehouse.mount', warehouseMountUnit(warehouse));
+      await image.symlink('/etc/systemd/system/warehouse.mount', 'etc/systemd/system/multi-user.target.wants/warehouse.mount');
+    }
     await image.write('etc/systemd/system/hn-update.timer.d/schedule.conf', timerScheduleDropIn(ctx.profile.update.schedule));
     io.log(`${NODE_FILES.length} node files; ${IMAGE_PATHS.updateConf}: store ${ctx.profile.update.store ?? '(none)'}, channel ${ctx.profile.update.channel}, schedule ${ctx.profile.update.schedule}`);
     return {};

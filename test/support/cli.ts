@@ -15,7 +15,7 @@ export interface CliResult {
 }
 
 /** What bin/hnforge reads at run time (the CLI, its stages and profiles, boot/ files, dependencies). */
-const RUNTIME_ENTRIES = ['bin', 'pipeline', 'stages', 'profiles', 'boot', 'portage-overlay', 'package.json', 'package-lock.json', 'tsconfig.json', 'node_modules'];
+const RUNTIME_ENTRIES = ['bin', 'pipeline', 'stages', 'profiles', 'data', 'boot', 'portage-overlay', 'package.json', 'package-lock.json', 'tsconfig.json', 'node_modules'];
 
 let readableCopy: Promise<string> | undefined;
 

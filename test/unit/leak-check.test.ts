@@ -136,6 +136,9 @@ describe('leak check: needles', () => {
     expect(n.filter((x) => x.what.includes('signing key')).length).toBeGreaterThan(2);
     expect(notes.join('\n')).toContain('$SHORT_TOKEN');
     expect(text).not.toContain('/usr/bin:/bin');
+    // Words of the name, not substrings: TOX_TESTENV_PASSENV holds no password.
+    const words = secretNeedles({ env: { TOX_TESTENV_PASSENV: 'HOME PATH LANG', AWS_SECRET_ACCESS_KEY: 'canary-aws-secret', GITHUB_TOKEN: 'canary-gh-token', HNFORGE_KEY_PASSPHRASE: 'canary-pass-phrase' }, urls: [] });
+    expect(words.needles.map((x) => x.what).sort()).toEqual(['the value of $AWS_SECRET_ACCESS_KEY (build environment)', 'the value of $GITHUB_TOKEN (build environment)', 'the value of $HNFORGE_KEY_PASSPHRASE (build environment)']);
   });
 });
 

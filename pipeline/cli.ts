@@ -17,6 +17,7 @@ import { progressMode } from './progress.ts';
 import { summarise, type BuildReport } from './report.ts';
 import { assertRecovered, cleanBuildDir } from './recovery.ts';
 import { publishCommands, withStore } from './publish/commands.ts';
+import { nodeCommands } from './node-commands.ts';
 import { checkChannelName, DEFAULT_CHANNEL, publish } from './publish/publish.ts';
 import { keygen } from './publish/keygen.ts';
 import { checkVersion } from './publish/version.ts';
@@ -296,6 +297,7 @@ export async function main(args: string[]): Promise<number> {
         },
       )
       .command(publishCommands((json) => (jsonMode = json)))
+      .command(nodeCommands((json) => (jsonMode = json)))
       .command(
         'boot-test',
         'Boot an image under qemu the way a server does (GRUB on EFI-BOOT, hn-root.img on hostpart) and wait for its userspace',
@@ -362,7 +364,7 @@ export async function main(args: string[]): Promise<number> {
           else process.stdout.write(packages.join('\n') + '\n');
         },
       )
-      .demandCommand(1, 'name a command: build, clean, provision, keygen, publish, versions, verify, promote, prune, diff, boot-test, nightly, profiles, profile show, stages, host-packages (see --help)')
+      .demandCommand(1, 'name a command: build, clean, provision, keygen, publish, versions, verify, promote, prune, diff, boot-test, nightly, node, profiles, profile show, stages, host-packages (see --help)')
       .strict()
       .epilog(EXIT_CODES)
       .fail((msg, err) => {

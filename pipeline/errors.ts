@@ -104,6 +104,10 @@ export const ERRORS = {
   EOCI_REFUSED: build('the registry refused a request (4xx): invalid manifest or upload, deletion disabled, unsupported'),
   EOCI_REGISTRY: build('the registry is unreachable, kept failing (5xx, dropped connections) past the retries, or broke the protocol'),
   EOCI_DIGEST: build("content's sha256 differs from the digest it was announced or asked for"),
+  // Node records (pipeline/node-record.ts, hnforge node).
+  ENODE_RECORD: build('a node record file is invalid (the message names the file and line) or cannot be read or written'),
+  ENODE_MISSING: build('the state repository has no record for the node'),
+  ENODE_EXISTS: build('the node already has a record and --force was not given'),
   // Boot test and the nightly job (pipeline/boot-test.ts, pipeline/nightly.ts).
   EBOOT_TEST: build('the image did not boot under qemu to its userspace marker (the message says where it stopped; the serial log is kept)'),
   ENIGHTLY: build('a step of the nightly run failed for at least one profile (the summary names each)'),

@@ -2,7 +2,7 @@
 // what it is for, and defaults live here rather than scattered through stages.
 
 import { z } from 'zod';
-import { DEFAULT_KERNEL_ARGS } from './boot/contract.ts';
+import { DEFAULT_KERNEL_ARGS, NODE_SSH_KEY_TYPES } from './boot/contract.ts';
 
 const imageSchema = z.strictObject({
   sizeGiB: z.number().positive().max(1024).describe('apparent size of the sparse image file'),
@@ -76,6 +76,7 @@ export const profileSchema = z.strictObject({
       statePath: z.string().regex(/^[\w.-]+(\/[\w.-]+)*$/, 'a relative path of plain names').default('hnforge').describe('the state repository below /warehouse: node records in /warehouse/<statePath>/nodes/<id>/ (a copy on /hostpart/data/hn-state/)'),
       domain: z.string().regex(/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/).optional().describe('DNS domain of the nodes (FQDN, Puppet certname) unless a record sets its own'),
       xtreemfsDirs: z.array(z.string().regex(/^[\w.-]+:\d{1,5}$/, 'host:port')).default([]).describe("the cluster's XtreemFS DIR endpoints (host:port) the MRC and OSD register with; default: the node's own DIR"),
+      sshKeyTypes: z.array(z.enum(NODE_SSH_KEY_TYPES)).min(1).default([...NODE_SSH_KEY_TYPES]).describe('SSH host key types a new node generates'),
       warehouse: z
         .strictObject({
           what: z.string().regex(/^[^\s'"\\]+$/).describe('what is mounted: for XtreemFS dir1,dir2,dir3/volume; a directory for a bind'),
@@ -85,7 +86,7 @@ export const profileSchema = z.strictObject({
         .optional()
         .describe('the /warehouse mount (a systemd mount unit ordered after hn-instantiate); none: /warehouse stays an empty directory'),
     })
-    .default({ statePath: 'hnforge', xtreemfsDirs: [] })
+    .default({ statePath: 'hnforge', xtreemfsDirs: [], sshKeyTypes: [...NODE_SSH_KEY_TYPES] })
     .describe("each node's identity at boot (hn-instantiate) and the state repository it is kept in"),
   boot: z.strictObject({
     modules: z.array(z.string()).describe('kernel modules the initramfs loads, in order'),

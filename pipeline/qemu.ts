@@ -29,6 +29,8 @@ export interface BootOptions {
   kvm?: boolean;
   /** Extra disk images (e.g. an empty disk to prove the hostpart is found by label). */
   extraDisks?: string[];
+  /** More qemu arguments: the machine's identity (-smbios type=1,uuid=...), a NIC with a given MAC. */
+  machineArgs?: string[];
   /** Disk cache mode (writeback: guest flushes reach the host file). */
   cache?: 'writeback' | 'none' | 'unsafe';
   signal?: AbortSignal;
@@ -50,7 +52,7 @@ export interface BootResult {
   error?: string;
 }
 
-export function qemuArgs(disk: string, vars: string, o: Pick<BootOptions, 'memoryMiB' | 'kvm' | 'extraDisks' | 'cache'>): string[] {
+export function qemuArgs(disk: string, vars: string, o: Pick<BootOptions, 'memoryMiB' | 'kvm' | 'extraDisks' | 'cache' | 'machineArgs'>): string[] {
   const cache = o.cache ?? 'writeback';
   return [
     '-machine', `q35,accel=${o.kvm ? 'kvm' : 'tcg'}`,
@@ -69,6 +71,7 @@ export function qemuArgs(disk: string, vars: string, o: Pick<BootOptions, 'memor
     '-drive', `file=${disk},format=raw,if=virtio,cache=${cache}`,
     ...(o.extraDisks ?? []).flatMap((d) => ['-drive', `file=${d},format=raw,if=virtio,cache=${cache}`]),
     '-net', 'none',
+    ...(o.machineArgs ?? []),
   ];
 }
 

@@ -35,16 +35,21 @@ export function instantiateConfText(inst: ResolvedProfile['instantiate']): strin
     `HN_STATE_PATH=${quoteValue(inst.statePath)}`,
     `HN_DOMAIN=${quoteValue(inst.domain ?? '')}`,
     `HN_XTREEMFS_DIRS=${quoteValue(inst.xtreemfsDirs.join(','))}`,
+    `HN_KEY_TYPES=${quoteValue(inst.sshKeyTypes.join(','))}`,
   ].join('\n') + '\n';
 }
+
+const isLocalMount = (w: NonNullable<ResolvedProfile['instantiate']['warehouse']>) => w.type === 'none' || w.options.split(',').includes('bind');
 
 /** The /warehouse mount unit, ordered after the node has its identity (XtreemFS needs it). */
 export function warehouseMountUnit(w: NonNullable<ResolvedProfile['instantiate']['warehouse']>): string {
   return [
     '[Unit]',
     'Description=Cluster storage (state repository of the node records)',
-    'After=hn-instantiate.service network-online.target',
+    'After=hn-instantiate.service',
     'Wants=hn-instantiate.service',
+    // The cluster storage waits for the network; a local directory or bind (tests) does not.
+    ...(isLocalMount(w) ? [] : ['After=network-online.target', 'Wants=network-online.target']),
     '',
     '[Mount]',
     `What=${w.what}`,

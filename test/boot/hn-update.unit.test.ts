@@ -15,6 +15,7 @@ import { HOSTPART_FILES, UPDATE_EXIT } from '../../pipeline/boot/contract.ts';
 import { publish } from '../../pipeline/publish/publish.ts';
 import { FileStore } from '../../pipeline/publish/store-file.ts';
 import { versionFiles } from '../../pipeline/publish/store.ts';
+import { updateConfText } from '../../stages/node-tools.ts';
 import { makeImage, makeKeys, scratchDir, type Keys } from '../publish/publish-fixtures.ts';
 import { REPO, SHELLS } from './sh-harness.ts';
 
@@ -47,13 +48,15 @@ const imageSha: Record<string, string> = {};
 const sha256 = async (path: string) => createHash('sha256').update(await readFile(path)).digest('hex');
 
 /** A node: a host partition directory, its /etc/hn-release and /etc/hn-update.conf. */
-async function makeNode(name: string, opts: { running?: string; store?: string; keyring?: string; extraConf?: string } = {}): Promise<Node> {
+async function makeNode(name: string, opts: { running?: string; store?: string; keyring?: string } = {}): Promise<Node> {
   const dir = join(tmp.dir, 'nodes', name);
   await mkdir(join(dir, 'hostpart'), { recursive: true });
   const release = join(dir, 'hn-release');
   await writeFile(release, `HN_VERSION="${opts.running ?? OLD}"\nHN_PROFILE="${PROFILE}"\nHN_BASE="debian"\n`);
   const config = join(dir, 'hn-update.conf');
-  await writeFile(config, [`HN_UPDATE_STORE="${opts.store ?? storeDir}"`, 'HN_UPDATE_CHANNEL="nightly"', `HN_UPDATE_KEYRING="${opts.keyring ?? keys.keyring}"`, opts.extraConf ?? '', ''].join('\n'));
+  // The file the build writes, with the keyring moved to where this test keeps it (the last line wins).
+  const conf = updateConfText({ store: opts.store ?? storeDir, channel: 'nightly', schedule: 'daily', randomDelay: '1h', allowUnsigned: false });
+  await writeFile(config, `${conf}HN_UPDATE_KEYRING="${opts.keyring ?? keys.keyring}"\n`);
   return { hp: join(dir, 'hostpart'), release, config };
 }
 

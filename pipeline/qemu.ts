@@ -23,8 +23,8 @@ export interface BootOptions {
   logFile: string;
   /** Hard limit for the whole qemu run. */
   timeoutMs: number;
-  /** Stop qemu (kill by its process group) when a serial line matches. */
-  stopAt?: RegExp;
+  /** Stop qemu (kill by its process group) when a serial line matches (or the function, called on every line in order, says so). */
+  stopAt?: RegExp | ((line: string) => boolean);
   memoryMiB?: number;
   kvm?: boolean;
   /** Extra disk images (e.g. an empty disk to prove the hostpart is found by label). */
@@ -108,7 +108,7 @@ export async function bootDisk(o: BootOptions): Promise<BootResult> {
         lines.push(line);
         log.write(`[${(atMs / 1000).toFixed(2).padStart(7)}] ${line}\n`);
         if (/HN-[A-Z]/.test(line)) markers.push({ line, atMs });
-        if (!stopped && o.stopAt?.test(line)) {
+        if (!stopped && o.stopAt && (typeof o.stopAt === 'function' ? o.stopAt(line) : o.stopAt.test(line))) {
           stopped = true;
           stop.abort();
         }

@@ -122,11 +122,15 @@ afterAll(async () => {
 describe.each(SHELLS)('hn-update under $name', ({ argv }) => {
   it('stages the newest version newer than the running one, with its sidecar, and says so', async () => {
     const node = await makeNode(`newest-${argv.length}`);
+    // What the boot chain set aside earlier is freed once a new version is staged.
+    const setAside = [`${HOSTPART_FILES.next}.rejected`, `${HOSTPART_FILES.nextSidecar}.rejected`, `${HOSTPART_FILES.next}.skipped`];
+    for (const f of setAside) await writeFile(join(node.hp, f), 'set aside at boot\n');
     const r = await runUpdate(argv, node, ['--json']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.json).toMatchObject({ state: 'staged', running: OLD, newest: NEWEST, staged: NEWEST, channel: 'nightly' });
     const s = await staged(node);
     expect(s.sha256).toBe(imageSha[NEWEST]);
+    for (const f of setAside) await expect(stat(join(node.hp, f))).rejects.toThrow();
     expect(s.sidecar).toBe(`format=hnforge-sidecar-1\nsize=${96 << 20}\nsha256=${imageSha[NEWEST]}\nversion=${NEWEST}\n`);
     // Restored sparse: the 96 MiB image holds about 4 MiB of data.
     expect((await stat(join(node.hp, HOSTPART_FILES.next))).blocks * 512).toBeLessThan(16 << 20);

@@ -64,8 +64,8 @@ export function warehouseMountUnit(w: NonNullable<ResolvedProfile['instantiate']
 }
 
 /** The timer's schedule as a drop-in: the unit file stays the repository's, unchanged. */
-export function timerScheduleDropIn(schedule: string): string {
-  return ['[Timer]', 'OnCalendar=', `OnCalendar=${schedule}`, ''].join('\n');
+export function timerScheduleDropIn(update: Pick<ResolvedProfile['update'], 'schedule' | 'randomDelay'>): string {
+  return ['[Timer]', 'OnCalendar=', `OnCalendar=${update.schedule}`, `RandomizedDelaySec=${update.randomDelay}`, ''].join('\n');
 }
 
 const unitName = (f: NodeFile) => f.target.slice(f.target.lastIndexOf('/') + 1);
@@ -78,7 +78,7 @@ export const nodeTools: StageDef = {
   bases: ['debian', 'gentoo'],
   needsRoot: true,
   version: 2,
-  inputs: (ctx) => ({ files: NODE_FILES, conf: updateConfText(ctx.profile.update), schedule: ctx.profile.update.schedule, instantiate: ctx.profile.instantiate }),
+  inputs: (ctx) => ({ files: NODE_FILES, conf: updateConfText(ctx.profile.update), timer: timerScheduleDropIn(ctx.profile.update), instantiate: ctx.profile.instantiate }),
   // Their content is what Debian installs; on Gentoo it reaches the image through the node package.
   files: (ctx) => (ctx.profile.base === 'debian' ? NODE_FILES.map((f) => join(ctx.repoDir, f.source)) : []),
   plan: (ctx) => [
@@ -109,7 +109,7 @@ export const nodeTools: StageDef = {
       await image.write('etc/systemd/system/warehouse.mount', warehouseMountUnit(warehouse));
       await image.symlink('/etc/systemd/system/warehouse.mount', 'etc/systemd/system/multi-user.target.wants/warehouse.mount');
     }
-    await image.write('etc/systemd/system/hn-update.timer.d/schedule.conf', timerScheduleDropIn(ctx.profile.update.schedule));
+    await image.write('etc/systemd/system/hn-update.timer.d/schedule.conf', timerScheduleDropIn(ctx.profile.update));
     io.log(`${NODE_FILES.length} node files; ${IMAGE_PATHS.updateConf}: store ${ctx.profile.update.store ?? '(none)'}, channel ${ctx.profile.update.channel}, schedule ${ctx.profile.update.schedule}`);
     return {};
   },

@@ -63,7 +63,7 @@ function identityOf(r: BootResult): Identity {
   return Object.fromEntries(line.slice(line.indexOf('HN-IDENTITY ') + 12).split(' ').map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
 }
 
-const machine = (n: { uuid: string; mac: string }) => ['-smbios', `type=1,uuid=${n.uuid}`, '-netdev', 'user,id=n0,restrict=on', '-device', `virtio-net-pci,netdev=n0,mac=${n.mac}`];
+const machine = (n: { uuid: string; mac: string }) => ['-smbios', `type=1,uuid=${n.uuid}`, '-netdev', 'user,id=n0,restrict=on', '-device', `virtio-net-pci,netdev=n0,mac=${n.mac},romfile=`];
 
 describe('[qemu][root] node identity: one image, two nodes, kept across a new image', { timeout: 1_500_000 }, () => {
   let work: string;

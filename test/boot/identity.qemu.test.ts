@@ -4,8 +4,9 @@
 // /warehouse bind mount test-min declares, to the state repository. Then
 // node A gets a fresh copy of the image (what an update brings: no identity
 // in it) and a corrupt record file: it keeps its identity, prints one clear
-// line for the corrupt file, falls back for that file and reaches userspace.
-// One image build (cached), three boots (the first two in parallel).
+// line for the corrupt file, falls back for that file and reaches userspace;
+// then system-revert takes it back to the image it first booted, identity
+// unchanged. One image build (cached), four boots (the first two in parallel).
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { statSync } from 'node:fs';
@@ -135,7 +136,8 @@ describe('[qemu][root] node identity: one image, two nodes, kept across a new im
     await writeFile(bad, 'mode=static\nadress=10.9.9.9/24\n');
     const rec = `/${IDENTITY.hostpartState}/nodes/${NODES.a.uuid}`;
     // The image A booted (its /etc now holds A's identity) is replaced by the pristine one: what an update brings.
-    await debugfs(diskA, ['rm /hn-root.img', `write ${pristine} /hn-root.img`, `rm ${rec}/network.conf`, `write ${bad} ${rec}/network.conf`, `rm /data/hnforge/nodes/${NODES.a.uuid}/network.conf`, `write ${bad} /data/hnforge/nodes/${NODES.a.uuid}/network.conf`], true);
+    // The image A booted is kept as hn-root-old.img (debugfs ln + unlink: a rename), for the revert below.
+    await debugfs(diskA, ['rm /hn-root-old.img', 'ln /hn-root.img /hn-root-old.img', 'unlink /hn-root.img', `write ${pristine} /hn-root.img`, `rm ${rec}/network.conf`, `write ${bad} ${rec}/network.conf`, `rm /data/hnforge/nodes/${NODES.a.uuid}/network.conf`, `write ${bad} /data/hnforge/nodes/${NODES.a.uuid}/network.conf`], true);
     const r = await bootDisk({ disk: diskA.path, logFile: join(work, 'serial-a2.log'), timeoutMs: 600_000, memoryMiB: 768, machineArgs: machine(NODES.a) });
     expect(r.end, r.lines.slice(-40).join('\n')).toBe('poweroff');
     const again = identityOf(r);
@@ -145,5 +147,23 @@ describe('[qemu][root] node identity: one image, two nodes, kept across a new im
     expect(invalid[0]).toContain(`nodes/${NODES.a.uuid}/network.conf line 2: unknown key 'adress'`);
     expect(await catHostpart(diskA, `${rec}/log`)).toContain("INVALID network.conf line 2: unknown key 'adress'");
     expect(r.lines.some((l) => l.includes('HN-USERSPACE '))).toBe(true);
+  });
+
+  it('node A after system-revert (back to the image it first booted): the same identity', async () => {
+    expect(a, 'the first test ran').toBeDefined();
+    const flag = join(work, 'system-revert');
+    await writeFile(flag, '');
+    // The record is valid again: this boot checks the revert alone.
+    const good = join(work, 'network-good.conf');
+    await writeFile(good, 'mode=dhcp\n');
+    const rec = `/${IDENTITY.hostpartState}/nodes/${NODES.a.uuid}`;
+    await debugfs(diskA, [`write ${flag} /system-revert`, `rm ${rec}/network.conf`, `write ${good} ${rec}/network.conf`, `rm /data/hnforge/nodes/${NODES.a.uuid}/network.conf`, `write ${good} /data/hnforge/nodes/${NODES.a.uuid}/network.conf`], true);
+    const r = await bootDisk({ disk: diskA.path, logFile: join(work, 'serial-a3.log'), timeoutMs: 900_000, memoryMiB: 768, machineArgs: machine(NODES.a) });
+    expect(r.end, r.lines.slice(-40).join('\n')).toBe('poweroff');
+    expect(r.lines.join('\n')).toMatch(/HN-BOOT: .*revert/i);
+    const again = identityOf(r);
+    for (const k of ['hostname', 'machine-id', 'ssh', 'dir', 'mrc', 'osd']) expect(again[k], k).toBe(a[k]);
+    expect(r.lines.some((l) => l.includes('HN-INSTANTIATE: invalid record'))).toBe(false);
+    expect(await hostpartState(diskA)).toMatchObject({ clean: true, needsRecovery: false });
   });
 });

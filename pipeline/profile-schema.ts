@@ -39,6 +39,10 @@ const gentooSchema = z.strictObject({
   licenses: z.record(z.string(), z.array(z.string())),
   packages: z.array(z.string()),
   kernelConfigFragment: z.string().optional(),
+  kernelRequiredOptions: z
+    .string()
+    .optional()
+    .describe('file of CONFIG_X=y|m lines the final kernel config must have, or the build fails; default pipeline/gentoo/kernel/required.config'),
 });
 
 export const profileSchema = z.strictObject({

@@ -42,6 +42,13 @@ export function keyringFile(ctx: BuildContext): string | undefined {
   return k ? repoPath(ctx, k) : undefined;
 }
 
+/** Options the final kernel config must have, when the profile names no list of its own. */
+export const DEFAULT_KERNEL_REQUIRED = 'pipeline/gentoo/kernel/required.config';
+
+export function kernelRequiredFile(ctx: BuildContext): string {
+  return repoPath(ctx, ctx.profile.gentoo?.kernelRequiredOptions ?? DEFAULT_KERNEL_REQUIRED);
+}
+
 export function kernelFragmentFile(ctx: BuildContext): string {
   return repoPath(ctx, ctx.profile.gentoo?.kernelConfigFragment ?? DEFAULT_KERNEL_FRAGMENT);
 }

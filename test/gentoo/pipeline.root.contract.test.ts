@@ -263,7 +263,24 @@ describe.skipIf(!IS_ROOT)('[contract][root] Gentoo stages end to end on a synthe
     ].join('\n');
     const r = await failingKernel([{ name: './usr/bin/genkernel', content: dropping, mode: 0o755 }], true);
     expect(r.code).toBe('EGENTOO_KERNEL_CONFIG');
-    expect(r.message).toContain('CONFIG_BLK_DEV_LOOP=y (got not set)');
+    expect(r.message).toContain('CONFIG_BLK_DEV_LOOP=y (not set; needed for the loop-mounted image)');
+    await expect(lstat(join(r.root, 'boot/kernel'))).rejects.toThrow();
+  });
+
+  it('stops with EGENTOO_KERNEL_CONFIG (not a warning) when olddefconfig dropped the virtio drivers with their menu', async () => {
+    // A genkernel whose base config turned the virtio menu off: the drivers vanish from the saved config.
+    const dropping = [
+      '#!/bin/sh',
+      'for a in "$@"; do case "$a" in --kernel-config=*) cfg="${a#*=}" ;; esac; done',
+      'mkdir -p /boot /etc/kernels',
+      `echo k > /boot/vmlinuz-${KV}; echo i > /boot/initramfs-${KV}.img`,
+      `grep -v '^CONFIG_VIRTIO' "$cfg" > /etc/kernels/kernel-config-${KV}`,
+      `echo '# CONFIG_VIRTIO_MENU is not set' >> /etc/kernels/kernel-config-${KV}`,
+      '',
+    ].join('\n');
+    const r = await failingKernel([{ name: './usr/bin/genkernel', content: dropping, mode: 0o755 }], true);
+    expect(r.code).toBe('EGENTOO_KERNEL_CONFIG');
+    expect(r.message).toMatch(/lacks 4 option\(s\) after olddefconfig \(first: CONFIG_VIRTIO_MENU=y \(not set; needed for virtio/);
     await expect(lstat(join(r.root, 'boot/kernel'))).rejects.toThrow();
   });
 

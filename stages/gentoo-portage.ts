@@ -24,7 +24,7 @@ export const gentooPortage: StageDef = {
   kind: 'mutate',
   bases: ['gentoo'],
   needsRoot: true,
-  version: 1,
+  version: 2,
   commands: [
     gentooCmd.gpgDearmor, gentooCmd.gpgvDetached, gentooCmd.xzDecompress, gentooCmd.tarExtract, // snapshot
     gentooCmd.gitFetchCommit, gentooCmd.gpgImport, gentooCmd.gitVerifyCommit, gentooCmd.copyTree, // pinned git commit

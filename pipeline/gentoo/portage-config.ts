@@ -17,6 +17,15 @@ export const OVERLAY_NAME = 'hnforge';
 export const OVERLAY_LOCATION = '/var/db/repos/hnforge';
 export const DISTDIR = '/var/cache/distfiles';
 export const PKGDIR = '/var/cache/binpkgs';
+/**
+ * Where portage keeps what it downloads from a binhost. Since portage 3.0.77
+ * the default is /var/cache/binhost/<repo name> (not PKGDIR): the build binds
+ * the host's cache there and binrepos.conf names the location explicitly, so
+ * downloads are cached between builds and never stay in the image, whatever
+ * the portage version's default.
+ */
+export const BINHOST_CACHE = '/var/cache/binhost';
+export const BINHOST_NAME = 'gentoobinhost';
 export const BUILD_CONF = '/etc/portage/hnforge-build.conf';
 export const BINREPOS_CONF = '/etc/portage/binrepos.conf/gentoobinhost.conf';
 export const MAKE_CONF = '/etc/portage/make.conf';
@@ -28,7 +37,7 @@ export const BUILD_ONLY = {
   files: [BUILD_CONF, BINREPOS_CONF],
   directories: ['/var/tmp/hnforge'],
   /** Host caches bind-mounted during the build; their mount points stay, empty. */
-  emptiedDirectories: [DISTDIR, PKGDIR, '/var/log/portage'],
+  emptiedDirectories: [DISTDIR, PKGDIR, BINHOST_CACHE, '/var/log/portage'],
 } as const;
 
 export interface PortageConfig {
@@ -135,9 +144,10 @@ export function binreposConf(g: GentooProfile): string | undefined {
   if (!g.binhost.enabled) return undefined;
   return [
     HEADER('gentoo.binhost; build host only'),
-    '[gentoobinhost]',
+    `[${BINHOST_NAME}]`,
     'priority = 1',
     `sync-uri = ${g.binhost.url}`,
+    `location = ${BINHOST_CACHE}/${BINHOST_NAME}`,
     `verify-signature = ${g.binhost.requireSignature ? 'true' : 'false'}`,
     '',
   ].join('\n');

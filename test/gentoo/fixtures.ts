@@ -140,6 +140,7 @@ for f in /etc/portage/make.conf /etc/portage/hnforge-build.conf /etc/portage/pac
   [ -r "$f" ] || { echo "emerge stand-in: $f missing" >&2; exit 3; }
 done
 [ -r /var/db/repos/hnforge/profiles/repo_name ] || { echo "emerge stand-in: overlay not mounted" >&2; exit 4; }
+binloc=$(sed -n 's/^location = //p' /etc/portage/binrepos.conf/gentoobinhost.conf 2>/dev/null)
 atoms=""
 for a in "$@"; do case "$a" in -*|@*) ;; *) atoms="$atoms $a" ;; esac; done
 total=$(echo $atoms | wc -w)
@@ -153,6 +154,8 @@ for a in $atoms; do
   mkdir -p "/var/db/pkg/\${a}-1.0"
   echo "\${a}-1.0" > "/var/db/pkg/\${a}-1.0/PF"
   echo "fetched for \${a}" > "/var/cache/distfiles/$(echo "$a" | tr / _)-1.0.tar.gz"
+  # A binary package goes where binrepos.conf says (portage >= 3.0.77 would otherwise use /var/cache/binhost/<repo>).
+  if [ -n "$binloc" ]; then mkdir -p "$binloc/\${a%%/*}"; echo "gpkg for \${a}" > "$binloc/\${a}-1.0-1.gpkg.tar"; fi
   echo ">>> Installing (\${i} of \${total}) \${a}-1.0::gentoo"
 done
 echo ">>> Auto-cleaning packages..."
@@ -193,7 +196,7 @@ echo "$@" > /var/log/hnforge-standin/getuto.args
 touch /etc/portage/gnupg/pubring.kbx
 `;
 
-const APPLETS = ['sh', 'mkdir', 'ls', 'grep', 'wc', 'tr', 'env', 'sort', 'cat', 'cp', 'echo', 'touch', 'rm', 'ln'];
+const APPLETS = ['sh', 'mkdir', 'ls', 'grep', 'wc', 'tr', 'env', 'sort', 'cat', 'cp', 'echo', 'touch', 'rm', 'ln', 'sed'];
 
 /** Entries of a small stage3: busybox-based, with the stand-ins and the files hnforge expects. */
 export function stage3Entries(extra: TarEntry[] = []): TarEntry[] {

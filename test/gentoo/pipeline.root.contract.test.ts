@@ -183,6 +183,9 @@ describe.skipIf(!IS_ROOT)('[contract][root] Gentoo stages end to end on a synthe
       // What emerge fetched went to the host cache, not into the image.
       expect(await readdir(join(h.ctx.cacheDir, 'gentoo/distfiles'))).toContain('app-containers_lxc-1.0.tar.gz');
       expect(await readdir(join(root, 'var/cache/distfiles'))).toEqual([]);
+      // Binary packages from the binhost: at binrepos.conf's location, which is the host's cache.
+      expect(await readFile(join(h.ctx.cacheDir, 'gentoo/binhost/gentoobinhost/app-containers/lxc-1.0-1.gpkg.tar'), 'utf8')).toBe('gpkg for app-containers/lxc\n');
+      expect(await readdir(join(root, 'var/cache/binhost'))).toEqual([]);
       expect(await readdir(join(root, 'var/db/repos/hnforge'))).toEqual([]);
 
       await h.run(gentooScrub);

@@ -155,10 +155,25 @@ describe('portage configuration', () => {
     expect(build).toContain('FEATURES="${FEATURES} parallel-fetch getbinpkg binpkg-request-signature"');
     expect(build).toContain('DISTDIR="/var/cache/distfiles"');
     expect(c.files['/etc/portage/binrepos.conf/gentoobinhost.conf']).toContain('verify-signature = true');
+    // portage >= 3.0.77 downloads to /var/cache/binhost/<repo> by default; named explicitly, bound to the host cache, scrubbed.
+    expect(c.files['/etc/portage/binrepos.conf/gentoobinhost.conf']).toMatch(/^\[gentoobinhost\]$[\s\S]*^location = \/var\/cache\/binhost\/gentoobinhost$/m);
     expect(c.files['/etc/portage/repos.conf/gentoo.conf']).toMatch(/snapshot gentoo-20260501[\s\S]*auto-sync = no/);
     expect(c.files['/etc/portage/repos.conf/hnforge.conf']).toContain('location = /var/db/repos/hnforge');
     expect(c.files['/etc/portage/package.use/hnforge']).toContain('app-emulation/libvirt qemu lxc virt-network');
     expect(c.files['/etc/portage/package.accept_keywords/hnforge']).toContain('app-containers/docker ~amd64');
+  });
+  it('binds a host cache at every place portage downloads to, binhost included, and the scrub empties them', async () => {
+    const { gentooBindMounts } = await import('../../stages/gentoo-binds.ts');
+    const { SCRUB_REMOVE } = await import('../../stages/scrub.ts');
+    const { BUILD_ONLY } = await import('../../pipeline/gentoo/portage-config.ts');
+    const binds = gentooBindMounts({ cacheDir: '/cache', paths: { gentooWork: '/w' } } as never);
+    expect(binds.filter((b) => !b.readOnly).map((b) => [b.image, b.source])).toEqual([
+      ['/var/cache/distfiles', '/cache/gentoo/distfiles'],
+      ['/var/cache/binpkgs', '/cache/gentoo/binpkgs'],
+      ['/var/cache/binhost', '/cache/gentoo/binhost'],
+      ['/var/cache/genkernel', '/cache/gentoo/genkernel'],
+    ]);
+    for (const d of BUILD_ONLY.emptiedDirectories) expect(SCRUB_REMOVE, d).toContain(`${d.slice(1)}/*`);
   });
   it('scrub strips the build-only block and nothing else', () => {
     const make = makeConf(gentooProfile());

@@ -74,6 +74,7 @@ async function buildCommand(argv: {
   channel?: string;
   publish: boolean;
   signingKey?: string;
+  keyring?: string;
 }) {
   jsonMode = argv.json;
   if (argv.from && argv.only) throw new HnError('EUSAGE', '--from and --only cannot be combined: --only runs one stage, --from runs a stage and all after it');
@@ -84,6 +85,7 @@ async function buildCommand(argv: {
   const progress = progressMode(argv.json);
   const say = (line: string) => progress !== 'silent' && process.stderr.write(`hnforge: ${line}\n`);
   const profile = await resolveProfile(resolve(argv.profilesDir), argv.profile);
+  if (argv.keyring !== undefined && !profile.gentoo) throw new HnError('EUSAGE', `--keyring is for Gentoo profiles; ${profile.name} is a ${profile.base} profile`);
   const store = argv.publish ? (argv.store ?? profile.publish?.store) : undefined;
   const channel = argv.channel ?? profile.publish?.channel ?? DEFAULT_CHANNEL;
   if (store) checkChannelName(channel);
@@ -107,6 +109,7 @@ async function buildCommand(argv: {
     version: argv.version === undefined ? undefined : String(argv.version),
     store: argv.store ?? profile.publish?.store,
     signingKey,
+    keyring: argv.keyring,
     progress,
   });
   if (!argv.dryRun && result.version) say(`version ${result.version.version} (${result.version.how === 'next' ? 'the next of the day' : result.version.how === 'reused' ? 'reused: the same inputs got it earlier today' : '--version'})`);
@@ -224,6 +227,7 @@ export async function main(args: string[]): Promise<number> {
             .option('channel', { type: 'string', describe: 'channel to publish into (default: the profile\'s publish.channel, else nightly)' })
             .option('publish', { type: 'boolean', default: true, describe: '--no-publish: build only, even when the profile names a store' })
             .option('signing-key', { type: 'string', describe: 'armored private key (hnforge keygen\'s signing-key.asc; else HNFORGE_SIGNING_KEY): its public keyring goes into the image' })
+            .option('keyring', { type: 'string', describe: 'Gentoo, air-gapped: armored file with the keys the profile pins by fingerprint; nothing is fetched (overrides gentoo.keyring)' })
             .example('$0 build --profile hn-debian', 'build out/hn-debian/hn-root.img')
             .example('$0 build --profile hn-debian --dry-run', 'show what would run')
             .epilog(EXIT_CODES),

@@ -24,7 +24,22 @@ const gentooSchema = z.strictObject({
   mirrors: z.array(z.string().url()).min(1).describe('distfiles mirrors, tried in order'),
   stage3: z.string().regex(/^(latest|\d{8}T\d{6}Z)$/).describe("'latest' or a pinned timestamp"),
   releaseKeyFingerprint: z.string().regex(/^[0-9A-F]{40}$/).describe('OpenPGP fingerprint the stage3 signature must match'),
-  keyring: z.string().optional().describe('path (relative to the repository) of the armored public key file'),
+  keyring: z
+    .string()
+    .optional()
+    .describe('air-gapped builders: armored file holding the pinned keys (relative to the repository; --keyring overrides); nothing is fetched then'),
+  keys: z
+    .strictObject({
+      sources: z.array(z.enum(['keyserver', 'wkd'])).default(['keyserver', 'wkd']).describe('where the pinned keys are fetched from, in order'),
+      keyserver: z.string().url().default('https://keys.gentoo.org').describe('HKP key server queried by fingerprint'),
+      wkd: z
+        .record(z.string().regex(/^[0-9A-F]{40}$/), z.string().regex(/^[^@\s]+@[^@\s]+$/))
+        .default({})
+        .describe('WKD address of each pinned fingerprint (a key without one is not looked up by WKD)'),
+      wkdBase: z.string().url().optional().describe('serve WKD lookups from this base instead of the address\'s domain (a mirror)'),
+    })
+    .default({ sources: ['keyserver', 'wkd'], keyserver: 'https://keys.gentoo.org', wkd: {} })
+    .describe('how the keys pinned by releaseKeyFingerprint and repository.snapshotKeyFingerprint are fetched at build time'),
   portageProfile: z.string().min(1),
   repository: z.strictObject({
     snapshot: z.string().regex(/^\d{8}$/).optional(),

@@ -24,6 +24,7 @@ export const gentooProfile = (over: Partial<GentooProfile> = {}): GentooProfile 
   stage3: 'latest',
   releaseKeyFingerprint: '13EBBDBEDE7A12775DFDB1BABB572E0E2D182910',
   keyring: 'keys/gentoo-release.asc',
+  keys: { sources: ['keyserver', 'wkd'], keyserver: 'https://keys.gentoo.org', wkd: {} },
   portageProfile: 'default/linux/amd64/23.0/systemd',
   repository: { snapshot: '20260501' },
   binhost: { enabled: true, url: 'https://distfiles.gentoo.org/releases/amd64/binpackages/23.0/x86-64/', requireSignature: true },

@@ -95,6 +95,7 @@ export const ERRORS = {
   EGENTOO_LINUXRC_ANCHOR: build("genkernel's linuxrc lacks the line the boot hook is inserted at"),
   EGENTOO_KERNEL_CONFIG: build('the kernel genkernel built lacks options the fragment requires'),
   EGENTOO_KERNEL_OUTPUT: build('genkernel finished but the kernel or initramfs is not in /boot'),
+  EGENTOO_RESOLVE: build('emerge --pretend of the set reports masked packages, missing keywords, USE or REQUIRED_USE problems, licences or blockers (all listed)'),
   EGENTOO_EMERGE: build('emerge failed'),
   EGENTOO_PROFILE: preflight("the profile's gentoo section is missing or inconsistent"),
   // Publishing to an OCI registry (pipeline/publish/oci.ts).

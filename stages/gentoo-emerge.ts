@@ -11,6 +11,7 @@ import { EmergeTracker, explainEmergeFailure } from '../pipeline/gentoo/emerge.t
 import { gentooError } from '../pipeline/gentoo/errors.ts';
 import { HnError } from '../pipeline/errors.ts';
 import { emergeAtoms } from '../pipeline/gentoo/portage-config.ts';
+import { formatProblem, parseEmergePretend, summarizeProblems } from '../pipeline/gentoo/resolve.ts';
 import { imageFs } from '../pipeline/seam/image-fs.ts';
 import { NODE_FILES } from '../pipeline/gentoo/overlay.ts';
 import { join } from 'node:path';
@@ -21,6 +22,25 @@ export function emergeCommands(ctx: Parameters<NonNullable<StageDef['plan']>>[0]
     ...(g.binhost.enabled && g.binhost.requireSignature ? [gentooCmd.getuto(root)] : []),
     gentooCmd.emerge(root, emergeAtoms(ctx.profile)),
   ];
+}
+
+/**
+ * Fail fast: `emerge --pretend` of the set, every problem it reports listed in
+ * one EGENTOO_RESOLVE naming the profile fields to change. A failure the
+ * parser does not recognise is reported with portage's last lines.
+ */
+export async function resolveOrFail(root: string, atoms: string[], io: Parameters<StageDef['run']>[1]): Promise<void> {
+  const lines: string[] = [];
+  const { exitCode } = await io.run(gentooCmd.emergePretend(root, atoms), { onLine: (l) => lines.push(l), okExitCodes: [1] });
+  const problems = parseEmergePretend(lines.join('\n'));
+  for (const p of problems) io.log(`resolve: ${formatProblem(p)}`);
+  if (problems.length) throw gentooError('EGENTOO_RESOLVE', summarizeProblems(problems), { details: problems.map(formatProblem) });
+  if (exitCode !== 0) {
+    const tail = lines.filter((l) => l.trim()).slice(-12);
+    throw gentooError('EGENTOO_RESOLVE', `emerge --pretend failed (exit ${exitCode}) with nothing hnforge recognises; portage's last lines are below and in the stage log`, { details: tail });
+  }
+  const planned = lines.filter((l) => /^\[(?:ebuild|binary)\s/.test(l)).length;
+  io.log(`resolve: emerge --pretend plans ${planned} package(s), no problems`);
 }
 
 /** Splits cat/pkg-1.2.3-r1 into name and version (Gentoo version syntax). */
@@ -63,23 +83,35 @@ export const gentooEmerge: StageDef = {
   kind: 'mutate',
   bases: ['gentoo'],
   needsRoot: true,
-  version: 1,
+  version: 2,
   checkpoint: true,
-  commands: [gentooCmd.getuto, gentooCmd.emerge],
+  commands: [gentooCmd.getuto, gentooCmd.emergePretend, gentooCmd.emerge],
   inputs: (ctx) => ({ atoms: emergeAtoms(ctx.profile), binhost: gentooOf(ctx).binhost }),
   files: (ctx) => overlayInputFiles(ctx.repoDir),
-  plan: (ctx) => emergeCommands(ctx, ctx.paths.root).map(formatCommand),
+  plan: (ctx) => {
+    const [emerge, ...before] = emergeCommands(ctx, ctx.paths.root).reverse();
+    return [
+      ...before.map(formatCommand),
+      `fail fast: ${formatCommand(gentooCmd.emergePretend(ctx.paths.root, emergeAtoms(ctx.profile)))}`,
+      '    -> every masked package, missing keyword, USE conflict, REQUIRED_USE violation, licence and blocker at once, with the profile field to change (EGENTOO_RESOLVE)',
+      formatCommand(emerge!),
+    ];
+  },
   async run(ctx, io) {
     const root = need(ctx, 'root');
+    const g = gentooOf(ctx);
+    const atoms = emergeAtoms(ctx.profile);
     const tracker = new EmergeTracker(io.progress);
-    for (const command of emergeCommands(ctx, root)) {
-      try {
-        await io.run(command, { onLine: tracker.line });
-      } catch (e) {
-        const why = e instanceof HnError && e.code === 'ECOMMAND' ? explainEmergeFailure(tracker.notable) : undefined;
-        if (why) throw gentooError('EGENTOO_EMERGE', why, { details: [...tracker.notable, ...(e as HnError).details], cause: e });
-        throw e;
-      }
+    // getuto first: the pretend run already reads the binhost's signed index.
+    if (g.binhost.enabled && g.binhost.requireSignature) await io.run(gentooCmd.getuto(root));
+    io.progress('resolving the package set (emerge --pretend)');
+    await resolveOrFail(root, atoms, io);
+    try {
+      await io.run(gentooCmd.emerge(root, atoms), { onLine: tracker.line });
+    } catch (e) {
+      const why = e instanceof HnError && e.code === 'ECOMMAND' ? explainEmergeFailure(tracker.notable) : undefined;
+      if (why) throw gentooError('EGENTOO_EMERGE', why, { details: [...tracker.notable, ...(e as HnError).details], cause: e });
+      throw e;
     }
     const installed = await installedPackages(root);
     io.log(`emerge merged ${tracker.merged.length} package(s); ${installed.length} installed in total`);

@@ -133,13 +133,26 @@ export const FAKE_BASE_KERNEL_CONFIG = ['CONFIG_64BIT=y', 'CONFIG_EXT4_FS=m', '#
 const EMERGE_STANDIN = `#!/bin/sh
 # hnforge test stand-in for emerge: records how it was called, creates /var/db/pkg entries.
 mkdir -p /var/log/hnforge-standin
-n=$(ls /var/log/hnforge-standin | grep -c '^emerge-' )
-echo "$@" > /var/log/hnforge-standin/emerge-$n.args
-env | sort > /var/log/hnforge-standin/emerge-$n.env
 for f in /etc/portage/make.conf /etc/portage/hnforge-build.conf /etc/portage/package.use/hnforge /etc/portage/repos.conf/gentoo.conf /etc/portage/repos.conf/hnforge.conf; do
   [ -r "$f" ] || { echo "emerge stand-in: $f missing" >&2; exit 3; }
 done
 [ -r /var/db/repos/hnforge/profiles/repo_name ] || { echo "emerge stand-in: overlay not mounted" >&2; exit 4; }
+case " $* " in
+  *" --pretend "*)
+    # The fail-fast run: record it, plan every atom, report masked/* and keyword/* as portage words it.
+    echo "$@" > /var/log/hnforge-standin/pretend.args
+    bad=0
+    for a in "$@"; do case "$a" in
+      -*|@*) ;;
+      masked/*) printf '\n!!! All ebuilds that could satisfy "%s" have been masked.\n!!! One of the following masked packages is required to complete your request:\n- %s-1.0::gentoo (masked by: package.mask)\n\n' "$a" "$a"; bad=1 ;;
+      keyword/*) printf '\nThe following keyword changes are necessary to proceed:\n (see "package.accept_keywords" in the portage(5) man page for more details)\n# required by %s (argument)\n=%s-1.0 ~amd64\n\n' "$a" "$a"; bad=1 ;;
+      *) echo "[ebuild  N     ] \${a}-1.0::gentoo  0 KiB" ;;
+    esac; done
+    exit $bad ;;
+esac
+n=$(ls /var/log/hnforge-standin | grep -c '^emerge-' )
+echo "$@" > /var/log/hnforge-standin/emerge-$n.args
+env | sort > /var/log/hnforge-standin/emerge-$n.env
 binloc=$(sed -n 's/^location = //p' /etc/portage/binrepos.conf/gentoobinhost.conf 2>/dev/null)
 atoms=""
 for a in "$@"; do case "$a" in -*|@*) ;; *) atoms="$atoms $a" ;; esac; done
@@ -196,7 +209,7 @@ echo "$@" > /var/log/hnforge-standin/getuto.args
 touch /etc/portage/gnupg/pubring.kbx
 `;
 
-const APPLETS = ['sh', 'mkdir', 'ls', 'grep', 'wc', 'tr', 'env', 'sort', 'cat', 'cp', 'echo', 'touch', 'rm', 'ln', 'sed'];
+const APPLETS = ['sh', 'mkdir', 'ls', 'grep', 'wc', 'tr', 'env', 'sort', 'cat', 'cp', 'echo', 'touch', 'rm', 'ln', 'sed', 'printf'];
 
 /** Entries of a small stage3: busybox-based, with the stand-ins and the files hnforge expects. */
 export function stage3Entries(extra: TarEntry[] = []): TarEntry[] {

@@ -146,6 +146,7 @@ describe.skipIf(!IS_ROOT)('[contract][root] Gentoo stages end to end on a synthe
       await h.run(gentooEmerge);
       const log = join(root, 'var/log/hnforge-standin');
       expect(await readFile(join(log, 'getuto.args'), 'utf8')).toBe('\n');
+      expect((await readFile(join(log, 'pretend.args'), 'utf8')).trim().split(' ')).toEqual(expect.arrayContaining(['--pretend', '@world', 'app-containers/lxc', 'net-misc/openssh']));
       const args = (await readFile(join(log, 'emerge-0.args'), 'utf8')).trim().split(' ');
       expect(args).toEqual(expect.arrayContaining(['--ask=n', '--update', '--deep', '--newuse', '@world', 'app-containers/lxc', 'net-misc/openssh']));
       const env = await readFile(join(log, 'emerge-0.env'), 'utf8');
@@ -222,6 +223,32 @@ describe.skipIf(!IS_ROOT)('[contract][root] Gentoo stages end to end on a synthe
     expect((err as HnError).message).toBe('emerge failed building fail/compile-1.0 (compile phase); its build log is named in the stage log');
     expect(h.progress).toContain('package 5 of 6: fail/compile-1.0');
     expect(await mountsUnder(h.ctx.root!)).toEqual([]);
+  });
+
+  it('fails fast before the long emerge: every problem of emerge --pretend in one EGENTOO_RESOLVE, nothing emerged', async () => {
+    await publishStage3(mirrorRoot, key);
+    const base = await tempDir('hnforge-gentoo-resolvefail-');
+    dirs.push(base);
+    const h = await harness(testProfile(mirror.url, key, ['masked/thing', 'keyword/other']), base);
+    let err: unknown;
+    try {
+      for (const s of [gentooStage3, gentooUnpack, gentooPortage, chrootEnter, gentooBinds]) await h.run(s);
+      await h.run(gentooEmerge).catch((e) => (err = e));
+      const log = join(h.ctx.root!, 'var/log/hnforge-standin');
+      expect(await readFile(join(log, 'pretend.args'), 'utf8')).toMatch(/^--pretend .*@world app-containers\/lxc .*masked\/thing keyword\/other/);
+      expect(await readdir(log)).not.toContain('emerge-0.args');
+    } finally {
+      await h.ctx.stack.unwind();
+    }
+    expect(err).toBeInstanceOf(HnError);
+    expect((err as HnError).code).toBe('EGENTOO_RESOLVE');
+    expect((err as HnError).message).toBe(
+      'emerge --pretend found 2 problem(s) (1 mask, 1 keyword); change gentoo.packages, gentoo.acceptKeywords in the profile (each listed below and in the stage log)',
+    );
+    expect((err as HnError).details).toEqual([
+      'mask: masked/thing-1.0::gentoo masked by: package.mask -> gentoo.packages (pin a version that is not masked; hnforge writes no package.unmask)',
+      'keyword: =keyword/other-1.0 ~amd64 -> gentoo.acceptKeywords',
+    ]);
   });
 
   async function failingKernel(extra: Parameters<typeof stage3Entries>[0], withChroot: boolean): Promise<{ code: string; message: string; root: string }> {

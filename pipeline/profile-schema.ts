@@ -53,6 +53,14 @@ const gentooSchema = z.strictObject({
   acceptKeywords: z.record(z.string(), z.array(z.string())),
   licenses: z.record(z.string(), z.array(z.string())),
   packages: z.array(z.string()),
+  networkPackages: z
+    .array(z.string())
+    .default(['net-fs/xtreemfs'])
+    .describe('packages whose build must reach the network (XtreemFS: Maven); package.env lifts network-sandbox for them only, on the build host'),
+  xtreemfsServices: z
+    .array(z.enum(['dir', 'mrc', 'osd', 'client']))
+    .default(['dir', 'mrc', 'osd'])
+    .describe('XtreemFS services a node runs (systemd units enabled in the image); client mounts the volume of /etc/xos/xtreemfs/mount.conf'),
   kernelConfigFragment: z.string().optional(),
   kernelRequiredOptions: z
     .string()

@@ -10,7 +10,7 @@ import { gentooOf } from '../pipeline/gentoo/context.ts';
 import { EmergeTracker, explainEmergeFailure } from '../pipeline/gentoo/emerge.ts';
 import { gentooError } from '../pipeline/gentoo/errors.ts';
 import { HnError } from '../pipeline/errors.ts';
-import { emergeAtoms } from '../pipeline/gentoo/portage-config.ts';
+import { emergeAtoms, xtreemfsUnits } from '../pipeline/gentoo/portage-config.ts';
 import { formatProblem, parseEmergePretend, summarizeProblems } from '../pipeline/gentoo/resolve.ts';
 import { imageFs } from '../pipeline/seam/image-fs.ts';
 import { NODE_FILES } from '../pipeline/gentoo/overlay.ts';
@@ -41,6 +41,23 @@ export async function resolveOrFail(root: string, atoms: string[], io: Parameter
   }
   const planned = lines.filter((l) => /^\[(?:ebuild|binary)\s/.test(l)).length;
   io.log(`resolve: emerge --pretend plans ${planned} package(s), no problems`);
+}
+
+const UNIT_DIR = '/usr/lib/systemd/system';
+const WANTS = '/etc/systemd/system/multi-user.target.wants';
+
+/** Enables the units the profile asks for (gentoo.xtreemfsServices) as systemctl enable would; a unit the packages did not install is an error. */
+export async function enableUnits(root: string, units: string[], io: Pick<Parameters<StageDef['run']>[1], 'log'>): Promise<void> {
+  const image = imageFs(root);
+  for (const unit of units) {
+    if (!(await image.exists(`${UNIT_DIR}/${unit}`))) {
+      throw gentooError('EGENTOO_PROFILE', `${unit} is not installed (gentoo.xtreemfsServices names it); check net-fs/xtreemfs's USE flags (client, server) in gentoo.use`);
+    }
+    await image.mkdirp(WANTS);
+    await image.remove(`${WANTS}/${unit}`);
+    await image.symlink(`${UNIT_DIR}/${unit}`, `${WANTS}/${unit}`);
+    io.log(`enabled ${unit}`);
+  }
 }
 
 /** Splits cat/pkg-1.2.3-r1 into name and version (Gentoo version syntax). */
@@ -86,7 +103,7 @@ export const gentooEmerge: StageDef = {
   version: 2,
   checkpoint: true,
   commands: [gentooCmd.getuto, gentooCmd.emergePretend, gentooCmd.emerge],
-  inputs: (ctx) => ({ atoms: emergeAtoms(ctx.profile), binhost: gentooOf(ctx).binhost }),
+  inputs: (ctx) => ({ atoms: emergeAtoms(ctx.profile), binhost: gentooOf(ctx).binhost, units: xtreemfsUnits(gentooOf(ctx)) }),
   files: (ctx) => overlayInputFiles(ctx.repoDir),
   plan: (ctx) => {
     const [emerge, ...before] = emergeCommands(ctx, ctx.paths.root).reverse();
@@ -95,6 +112,7 @@ export const gentooEmerge: StageDef = {
       `fail fast: ${formatCommand(gentooCmd.emergePretend(ctx.paths.root, emergeAtoms(ctx.profile)))}`,
       '    -> every masked package, missing keyword, USE conflict, REQUIRED_USE violation, licence and blocker at once, with the profile field to change (EGENTOO_RESOLVE)',
       formatCommand(emerge!),
+      ...(emergeAtoms(ctx.profile).includes('net-fs/xtreemfs') ? [`enable ${xtreemfsUnits(gentooOf(ctx)).join(', ')} in multi-user.target (gentoo.xtreemfsServices)`] : []),
     ];
   },
   async run(ctx, io) {
@@ -113,6 +131,7 @@ export const gentooEmerge: StageDef = {
       if (why) throw gentooError('EGENTOO_EMERGE', why, { details: [...tracker.notable, ...(e as HnError).details], cause: e });
       throw e;
     }
+    if (atoms.includes('net-fs/xtreemfs')) await enableUnits(root, xtreemfsUnits(g), io);
     const installed = await installedPackages(root);
     io.log(`emerge merged ${tracker.merged.length} package(s); ${installed.length} installed in total`);
     // installedPackages: the build report's package list (the Debian base fills it from dpkg).

@@ -29,12 +29,15 @@ export const BINHOST_NAME = 'gentoobinhost';
 export const BUILD_CONF = '/etc/portage/hnforge-build.conf';
 export const BINREPOS_CONF = '/etc/portage/binrepos.conf/gentoobinhost.conf';
 export const MAKE_CONF = '/etc/portage/make.conf';
+/** package.env entries lifting the network sandbox for gentoo.networkPackages (build host only). */
+export const NETWORK_ENV = '/etc/portage/env/hnforge-network.conf';
+export const PACKAGE_ENV = '/etc/portage/package.env/hnforge';
 export const BEGIN_BUILD_ONLY = '# >>> hnforge build-only (removed by the scrub)';
 export const END_BUILD_ONLY = '# <<< hnforge build-only';
 
 /** What the scrub removes from a Gentoo image (see also stripBuildOnlyBlock for make.conf). */
 export const BUILD_ONLY = {
-  files: [BUILD_CONF, BINREPOS_CONF],
+  files: [BUILD_CONF, BINREPOS_CONF, NETWORK_ENV, PACKAGE_ENV],
   directories: ['/var/tmp/hnforge'],
   /** Host caches bind-mounted during the build; their mount points stay, empty. */
   emptiedDirectories: [DISTDIR, PKGDIR, BINHOST_CACHE, '/var/log/portage'],
@@ -181,12 +184,23 @@ export function portageConfig(g: GentooProfile): PortageConfig {
     '/etc/portage/repos.conf/hnforge.conf': repos.overlay,
   };
   if (binrepos) files[BINREPOS_CONF] = binrepos;
+  const network = g.networkPackages;
+  if (network.length) {
+    for (const a of network) if (!ATOM.test(a)) throw gentooError('EGENTOO_PROFILE', `gentoo.networkPackages: '${a}' is not a package atom`);
+    files[NETWORK_ENV] = `${HEADER('gentoo.networkPackages; build host only')}FEATURES="-network-sandbox"\n`;
+    files[PACKAGE_ENV] = HEADER('gentoo.networkPackages; build host only') + network.map((a) => `${a} ${NETWORK_ENV.split('/').pop()}\n`).join('');
+  }
   return {
     files,
     remove: binrepos ? [] : [BINREPOS_CONF],
     symlinks: { '/etc/portage/make.profile': makeProfileTarget(g) },
-    buildOnly: [BUILD_CONF, ...(binrepos ? [BINREPOS_CONF] : [])],
+    buildOnly: [BUILD_CONF, ...(binrepos ? [BINREPOS_CONF] : []), ...(network.length ? [NETWORK_ENV, PACKAGE_ENV] : [])],
   };
+}
+
+/** The systemd units of the XtreemFS services the profile runs (gentoo.xtreemfsServices). */
+export function xtreemfsUnits(g: GentooProfile): string[] {
+  return g.xtreemfsServices.map((s) => `xtreemfs-${s}.service`);
 }
 
 /** Removes the build-only block from a make.conf text (for the scrub). */

@@ -166,6 +166,8 @@ for a in $atoms; do
   echo ">>> Emerging (\${i} of \${total}) \${a}-1.0::gentoo"
   mkdir -p "/var/db/pkg/\${a}-1.0"
   echo "\${a}-1.0" > "/var/db/pkg/\${a}-1.0/PF"
+  # What the real net-fs/xtreemfs installs that hnforge acts on: its units.
+  if [ "$a" = net-fs/xtreemfs ]; then mkdir -p /usr/lib/systemd/system; for u in dir mrc osd client; do echo '[Unit]' > /usr/lib/systemd/system/xtreemfs-$u.service; done; fi
   echo "fetched for \${a}" > "/var/cache/distfiles/$(echo "$a" | tr / _)-1.0.tar.gz"
   # A binary package goes where binrepos.conf says (portage >= 3.0.77 would otherwise use /var/cache/binhost/<repo>).
   if [ -n "$binloc" ]; then mkdir -p "$binloc/\${a%%/*}"; echo "gpkg for \${a}" > "$binloc/\${a}-1.0-1.gpkg.tar"; fi

@@ -17,11 +17,9 @@ const OVERLAY = join(REPO, 'portage-overlay');
 /**
  * DIST entries that cannot be computed on the machines this project is built
  * on (no access to GitHub): see portage-overlay/README.md. This list is pinned
- * so it can only shrink.
+ * so it can only shrink. (XtreemFS is pinned by git commit: no distfile.)
  */
-const KNOWN_MISSING_DIST: Record<string, string[]> = {
-  'net-fs/xtreemfs': ['xtreemfs-1.5.1-maven-repository.tar.xz', 'xtreemfs-1.5.1.tar.gz'],
-};
+const KNOWN_MISSING_DIST: Record<string, string[]> = {};
 
 /** USE flags described in Gentoo's profiles/use.desc (global), which need no metadata.xml entry. */
 const GLOBAL_FLAGS = new Set(['split-usr', 'test', 'doc', 'systemd']);
@@ -167,6 +165,26 @@ describe('portage-overlay', () => {
     }
     for (const k of Object.keys(missing)) missing[k]!.sort();
     expect(missing).toEqual(KNOWN_MISSING_DIST);
+  });
+
+  it('XtreemFS: pinned upstream commit through git-r3, our Boost 1.87 patch applied, units for DIR, MRC, OSD and the client mount', async () => {
+    const dir = join(OVERLAY, 'net-fs/xtreemfs');
+    const ebuilds = (await readdir(dir)).filter((f) => f.endsWith('.ebuild'));
+    expect(ebuilds).toEqual(['xtreemfs-1.6.0_pre20241007.ebuild']);
+    const text = await readFile(join(dir, ebuilds[0]!), 'utf8');
+    expect(variable(text, 'EGIT_COMMIT')).toMatch(/^[0-9a-f]{40}$/);
+    expect(text).toMatch(/^inherit .*\bgit-r3\b/m);
+    expect(variable(text, 'SRC_URI')).toBeUndefined();
+    expect(text).toContain('"${FILESDIR}"/${PN}-1.6.0-boost-1.87.patch');
+    const patch = await readFile(join(dir, 'files/xtreemfs-1.6.0-boost-1.87.patch'), 'utf8');
+    expect(patch).toMatch(/^\+\+\+ b\/cpp\/src\/rpc\/client_connection\.cpp$/m);
+    // Nothing the patch adds uses what Boost 1.87 removed.
+    const added = patch.split('\n').filter((l) => l.startsWith('+') && !l.startsWith('+++') && !/^\+\s*\/\//.test(l)).join('\n');
+    expect(added).not.toMatch(/io_service|resolver::query|resolver::iterator|\.post\(/);
+    expect(text).toMatch(/systemd_dounit "\$\{FILESDIR\}"\/xtreemfs-\{dir,mrc,osd\}\.service/);
+    expect(text).toContain('systemd_dounit "${FILESDIR}"/xtreemfs-client.service');
+    expect(text).toMatch(/has network-sandbox \$\{FEATURES\}/);
+    for (const unit of ['dir', 'mrc', 'osd', 'client']) expect((await readdir(join(dir, 'files')))).toContain(`xtreemfs-${unit}.service`);
   });
 
   it('reads distfile names from SRC_URI like portage does', () => {

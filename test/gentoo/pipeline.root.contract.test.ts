@@ -251,6 +251,27 @@ describe.skipIf(!IS_ROOT)('[contract][root] Gentoo stages end to end on a synthe
     ]);
   });
 
+  it('enables the XtreemFS services gentoo.xtreemfsServices names (default DIR, MRC, OSD), not the others', async () => {
+    await publishStage3(mirrorRoot, key);
+    const base = await tempDir('hnforge-gentoo-xtreemfs-');
+    dirs.push(base);
+    const h = await harness(testProfile(mirror.url, key, ['net-fs/xtreemfs']), base);
+    try {
+      for (const s of [gentooStage3, gentooUnpack, gentooPortage, chrootEnter, gentooBinds, gentooEmerge]) await h.run(s);
+      const wants = join(h.ctx.root!, 'etc/systemd/system/multi-user.target.wants');
+      expect((await readdir(wants)).sort()).toEqual(['xtreemfs-dir.service', 'xtreemfs-mrc.service', 'xtreemfs-osd.service']);
+      expect(await readlink(join(wants, 'xtreemfs-osd.service'))).toBe('/usr/lib/systemd/system/xtreemfs-osd.service');
+      // The build host's package.env lifted the network sandbox for XtreemFS only (Maven), and the scrub drops it.
+      expect(await readFile(join(h.ctx.root!, 'etc/portage/package.env/hnforge'), 'utf8')).toMatch(/^net-fs\/xtreemfs hnforge-network\.conf$/m);
+      await h.run(gentooUnbind);
+      await h.run(gentooScrub);
+      await expect(stat(join(h.ctx.root!, 'etc/portage/package.env/hnforge'))).rejects.toThrow();
+      await expect(stat(join(h.ctx.root!, 'etc/portage/env/hnforge-network.conf'))).rejects.toThrow();
+    } finally {
+      await h.ctx.stack.unwind();
+    }
+  });
+
   async function failingKernel(extra: Parameters<typeof stage3Entries>[0], withChroot: boolean): Promise<{ code: string; message: string; root: string }> {
     await publishStage3(mirrorRoot, key, { entries: stage3Entries(extra) });
     const base = await tempDir('hnforge-gentoo-kernel-');

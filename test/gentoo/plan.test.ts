@@ -66,7 +66,7 @@ describe('gentoo-base profile and dry-run plans', () => {
 
   it('the emerge key covers the overlay and the node package sources', () => {
     const files = overlayInputFiles(REPO);
-    expect(files).toContain(join(REPO, 'portage-overlay/net-fs/xtreemfs/xtreemfs-1.5.1.ebuild'));
+    expect(files).toContain(join(REPO, 'portage-overlay/net-fs/xtreemfs/xtreemfs-1.6.0_pre20241007.ebuild'));
     expect(files).toContain(join(REPO, 'boot/hn-boot.sh'));
   });
 

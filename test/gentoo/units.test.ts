@@ -34,6 +34,8 @@ export const gentooProfile = (over: Partial<GentooProfile> = {}): GentooProfile 
   acceptKeywords: { 'app-containers/docker': ['~amd64'] },
   licenses: { 'sys-kernel/linux-firmware': ['linux-fw-redistributable'] },
   packages: ['app-containers/lxc', 'app-emulation/qemu'],
+  networkPackages: [],
+  xtreemfsServices: ['dir', 'mrc', 'osd'],
   ...over,
 });
 
@@ -182,6 +184,14 @@ describe('portage configuration', () => {
     expect(stripped).not.toContain('hnforge-build.conf');
     expect(stripped).not.toContain(BEGIN_BUILD_ONLY);
     expect(stripped).toContain('COMMON_FLAGS="-O2 -pipe"');
+  });
+  it('lifts the network sandbox for gentoo.networkPackages only, through build-only package.env files', () => {
+    const c = portageConfig(gentooProfile({ networkPackages: ['net-fs/xtreemfs'] }));
+    expect(c.files['/etc/portage/env/hnforge-network.conf']).toMatch(/^FEATURES="-network-sandbox"$/m);
+    expect(c.files['/etc/portage/package.env/hnforge']).toMatch(/^net-fs\/xtreemfs hnforge-network\.conf$/m);
+    expect(c.files['/etc/portage/package.env/hnforge']!.split('\n').filter((l) => l && !l.startsWith('#'))).toEqual(['net-fs/xtreemfs hnforge-network.conf']);
+    expect(c.buildOnly).toEqual(expect.arrayContaining(['/etc/portage/env/hnforge-network.conf', '/etc/portage/package.env/hnforge']));
+    expect(code(() => portageConfig(gentooProfile({ networkPackages: ['not an atom'] })))).toBe('EGENTOO_PROFILE');
   });
   it('turns the binhost off completely when disabled', () => {
     const c = portageConfig(gentooProfile({ binhost: { enabled: false, url: 'https://x.example/', requireSignature: true } }));

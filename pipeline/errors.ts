@@ -97,6 +97,7 @@ export const ERRORS = {
   EGENTOO_KERNEL_OUTPUT: build('genkernel finished but the kernel or initramfs is not in /boot'),
   EGENTOO_RESOLVE: build('emerge --pretend of the set reports masked packages, missing keywords, USE or REQUIRED_USE problems, licences or blockers (all listed)'),
   EGENTOO_EMERGE: build('emerge failed'),
+  EGENTOO_CHECK: build('hnforge check-gentoo: real portage rejected the generated configuration, or reported what hnforge did not read'),
   EGENTOO_PROFILE: preflight("the profile's gentoo section is missing or inconsistent"),
   // Publishing to an OCI registry (pipeline/publish/oci.ts).
   EOCI_REFERENCE: usage('an oci:// destination is not oci://host[:port]/repository[:tag]'),

@@ -55,6 +55,18 @@ describe('emerge --pretend problems', () => {
     expect(formatProblem(all[0]!)).toBe('keyword: =dev-java/maven-bin-3.9.9 ~amd64 -> gentoo.acceptKeywords');
   });
 
+  it("reads real portage's output (check-gentoo against the synthetic repository): every expected problem", () => {
+    expect(brief(fixture('real-portage-run1.txt'))).toEqual([
+      'keyword =app-misc/hn-testing-1.0 | ~amd64 | gentoo.acceptKeywords',
+      'license >=app-misc/hn-eula-1.0 | hn-eula | gentoo.licenses',
+      'required-use app-misc/hn-required-use-1.0::gentoo | REQUIRED_USE unsatisfied: exactly-one-of ( a b ) | gentoo.use',
+    ]);
+    expect(brief(fixture('real-portage-run2.txt'))).toEqual([
+      'blocker app-misc/hn-block-b | is hard blocking app-misc/hn-block-a-1.0 | gentoo.packages',
+      'use >=app-misc/hn-lib-1.0 | feature | gentoo.use',
+    ]);
+  });
+
   it('ignores colour codes', () => {
     expect(brief('\x1b[1mThe following \x1b[31mUSE changes\x1b[0m are necessary to proceed:\n>=a/b-1 x\n'.replace(/\x1b\[[0-9;]*m/g, ''))).toEqual(['use >=a/b-1 | x | gentoo.use']);
     expect(brief('The following \x1b[31;01mlicense changes\x1b[39;49;00m are necessary to proceed:\n>=a/b-1 L\n')).toEqual(['license >=a/b-1 | L | gentoo.licenses']);

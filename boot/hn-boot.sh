@@ -48,6 +48,20 @@ HN_KP_STOP_AFTER=hn.test.stop_after
 HN_DEFAULT_BOOT_SH=/lib/hn-boot.sh
 HN_DEFAULT_ID_FILE=/etc/hn-initramfs-id
 HN_DEFAULT_HP=/hostpart
+HN_DOWNLOAD=hn-root-new.img.zst.part
+HN_PARTIAL=hn-root-new.img.part
+HN_UPDATE_LOG=hn-update.log
+HN_UPDATE_LOCK=hn-update.lock
+HN_RELEASE_FILE=/etc/hn-release
+HN_DEFAULT_KEYRING=/etc/hnforge/keyring.gpg
+HN_UPDATE_CONF=/etc/hn-update.conf
+HN_EXIT_OK=0
+HN_EXIT_UP_TO_DATE=1
+HN_EXIT_USAGE=2
+HN_EXIT_STORE=3
+HN_EXIT_VERIFY=4
+HN_EXIT_SPACE=5
+HN_EXIT_LOCKED=6
 # END boot contract
 
 HN_HP=${HN_HP:-$HN_DEFAULT_HP}

@@ -25,6 +25,7 @@ import { gentooKernel } from '../stages/gentoo-kernel.ts';
 import { gentooScrub } from '../stages/gentoo-scrub.ts';
 import { release } from '../stages/release.ts';
 import { fileList } from '../stages/file-list.ts';
+import { nodeTools } from '../stages/node-tools.ts';
 
 // Stages of one base only sit beside their counterpart in the other base
 // (bootstrap / unpack, packages / emerge, ...); everything else is shared.
@@ -43,6 +44,7 @@ export const STAGES: readonly StageDef[] = [
   gentooEmerge, //        gentoo: emerge the set
   gentooKernel, //        gentoo: genkernel with the patched linuxrc
   layout,
+  nodeTools, //          boot/'s tools (hn-update, ...) and their units; /etc/hn-update.conf
   bootInitramfs, //       debian: hnforge's busybox initramfs
   inventory, //           debian: dpkg-query (gentoo fills it from /var/db/pkg)
   gentooUnbind,

@@ -43,7 +43,7 @@ export const gentooBinds: StageDef = {
   version: 2,
   commands: [cmd.mount, cmd.umount],
   plan: (ctx) => [
-    `assemble ${assembledOverlayDir(ctx)} from portage-overlay/ and ${NODE_FILES.map((f) => f.from).join(', ')}`,
+    `assemble ${assembledOverlayDir(ctx)} from portage-overlay/ and ${NODE_FILES.map((f) => f.source).join(', ')}`,
     ...gentooBindMounts(ctx).map((b) =>
       formatCommand(cmd.mount(b.source, join(ctx.buildDir, 'root', b.image), { bind: true, options: b.readOnly ? ['ro'] : undefined })),
     ),

@@ -89,7 +89,7 @@ export function overlayInputFiles(repoDir: string): string[] {
   } catch {
     /* no overlay: gentoo-binds reports it */
   }
-  return [...files.sort(), ...NODE_FILES.map((f) => join(repoDir, f.from))];
+  return [...files.sort(), ...NODE_FILES.map((f) => join(repoDir, f.source))];
 }
 
 export const gentooEmerge: StageDef = {

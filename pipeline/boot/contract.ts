@@ -18,6 +18,14 @@ export const HOSTPART_FILES = {
   broken: 'hn-root-broken.img',
   revertFlag: 'system-revert',
   bootLog: 'hn-boot.log',
+  /** The updater's download of the compressed artifact, kept across runs so the next one resumes it. */
+  nextDownload: 'hn-root-new.img.zst.part',
+  /** The updater's decompressed image before it verified; renamed to `next` only when whole. */
+  nextPartial: 'hn-root-new.img.part',
+  /** One line per updater decision. */
+  updateLog: 'hn-update.log',
+  /** Held (a directory with the holder's pid and boot id) while hn-update runs. */
+  updateLock: 'hn-update.lock',
 } as const;
 
 /** The checksum sidecar: `key=value` lines, unknown keys ignored by readers. */
@@ -60,6 +68,24 @@ export const IMAGE_PATHS = {
   osRelease: '/etc/os-release',
   /** Binary OpenPGP keyring (gpgv --keyring) of the key that signs this image's store; absent in an unsigned build. */
   publishingKeyring: '/etc/hnforge/keyring.gpg',
+  /** hn-update's configuration, written from the profile's `update` section. */
+  updateConf: '/etc/hn-update.conf',
+} as const;
+
+/** hn-update's exit codes (the node's scripts and monitoring read them). */
+export const UPDATE_EXIT = {
+  ok: 0,
+  /** --check only: the store has nothing newer than the running image. */
+  upToDate: 1,
+  usage: 2,
+  /** The store could not be read, or a download failed. */
+  store: 3,
+  /** A signature, checksum or size did not verify: nothing was staged. */
+  verify: 4,
+  /** The host partition cannot hold the new image beside the current and old ones. */
+  space: 5,
+  /** Another hn-update holds the lock. */
+  locked: 6,
 } as const;
 
 /** The shell constants hn-boot.sh needs, in the order they are written. */
@@ -83,11 +109,19 @@ export function shellConstants(): [string, string][] {
     ['HN_DEFAULT_BOOT_SH', IMAGE_PATHS.bootModule],
     ['HN_DEFAULT_ID_FILE', IMAGE_PATHS.initramfsId],
     ['HN_DEFAULT_HP', IMAGE_PATHS.hostpartMount],
+    ['HN_DOWNLOAD', HOSTPART_FILES.nextDownload],
+    ['HN_PARTIAL', HOSTPART_FILES.nextPartial],
+    ['HN_UPDATE_LOG', HOSTPART_FILES.updateLog],
+    ['HN_UPDATE_LOCK', HOSTPART_FILES.updateLock],
+    ['HN_RELEASE_FILE', IMAGE_PATHS.hnRelease],
+    ['HN_DEFAULT_KEYRING', IMAGE_PATHS.publishingKeyring],
+    ['HN_UPDATE_CONF', IMAGE_PATHS.updateConf],
+    ...Object.entries(UPDATE_EXIT).map(([name, code]): [string, string] => [`HN_EXIT_${name.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`, String(code)]),
   ];
 }
 
 /** Shell files (relative to the repository) that carry the generated block. */
-export const SHELL_FILES_WITH_CONTRACT = ['boot/hn-boot.sh'];
+export const SHELL_FILES_WITH_CONTRACT = ['boot/hn-boot.sh', 'boot/hn-update'];
 
 export const SHELL_BLOCK_BEGIN = '# BEGIN boot contract: generated from pipeline/boot/contract.ts by `npm run generate`; do not edit';
 export const SHELL_BLOCK_END = '# END boot contract';

@@ -3,7 +3,9 @@
 
 EAPI=8
 
-DESCRIPTION="hnforge hardware-node files: boot module, health check, instantiation script"
+inherit systemd
+
+DESCRIPTION="hnforge hardware-node files: boot module, updater and their units"
 # Placeholder until the project has a public home.
 HOMEPAGE="https://hnforge.invalid/"
 S="${WORKDIR}"
@@ -12,25 +14,28 @@ LICENSE="MIT"
 SLOT="0"
 KEYWORDS="~amd64"
 
-# Everything comes from ${FILESDIR}, filled by hnforge at build time.
-RDEPEND="sys-apps/busybox"
+# Everything comes from ${FILESDIR}, filled by hnforge at build time together
+# with node-files.list (pipeline/node-files.ts): "<mode> <target> <file>".
+RDEPEND="
+	app-arch/zstd
+	app-crypt/gnupg
+	net-misc/curl
+	sys-apps/busybox
+"
 
 src_install() {
-	# Sourced, not run: the same module the initramfs uses, kept in the image
-	# so the running system (health check, shutdown) uses identical logic.
-	insinto /usr/lib/hnforge
-	doins "${FILESDIR}"/hn-boot.sh
-
-	local f
-	for f in hn-health hn-instantiate; do
-		if [[ -e ${FILESDIR}/${f} ]]; then
-			dosbin "${FILESDIR}"/${f}
-		fi
-	done
-	for f in hn-health.service hn-instantiate.service; do
-		if [[ -e ${FILESDIR}/${f} ]]; then
-			insinto /usr/lib/systemd/system
-			doins "${FILESDIR}"/${f}
-		fi
-	done
+	local mode target file
+	while read -r mode target file; do
+		[[ -n ${file} ]] || continue
+		case ${target} in
+			/usr/lib/systemd/system/*)
+				systemd_dounit "${FILESDIR}/${file}"
+				;;
+			*)
+				insinto "${target%/*}"
+				insopts -m"${mode}"
+				newins "${FILESDIR}/${file}" "${target##*/}"
+				;;
+		esac
+	done < "${FILESDIR}"/node-files.list || die
 }

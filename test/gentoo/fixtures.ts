@@ -166,6 +166,16 @@ for a in $atoms; do
   echo ">>> Emerging (\${i} of \${total}) \${a}-1.0::gentoo"
   mkdir -p "/var/db/pkg/\${a}-1.0"
   echo "\${a}-1.0" > "/var/db/pkg/\${a}-1.0/PF"
+  # sys-apps/hnforge-node as its ebuild installs it: every line of files/node-files.list
+  # ("<mode> <target> <file>") from the overlay's files/, nothing the list does not name.
+  if [ "$a" = sys-apps/hnforge-node ]; then
+    d=/var/db/repos/hnforge/sys-apps/hnforge-node/files
+    [ -r "$d/node-files.list" ] || { echo "emerge stand-in: $d/node-files.list missing" >&2; exit 5; }
+    while read -r mode target file; do
+      [ -n "$file" ] || continue
+      mkdir -p "\${target%/*}" && cp "$d/$file" "$target" && chmod "$mode" "$target" || exit 6
+    done < "$d/node-files.list"
+  fi
   # What the real net-fs/xtreemfs installs that hnforge acts on: its units.
   if [ "$a" = net-fs/xtreemfs ]; then mkdir -p /usr/lib/systemd/system; for u in dir mrc osd client; do echo '[Unit]' > /usr/lib/systemd/system/xtreemfs-$u.service; done; fi
   echo "fetched for \${a}" > "/var/cache/distfiles/$(echo "$a" | tr / _)-1.0.tar.gz"
@@ -211,7 +221,7 @@ echo "$@" > /var/log/hnforge-standin/getuto.args
 touch /etc/portage/gnupg/pubring.kbx
 `;
 
-const APPLETS = ['sh', 'mkdir', 'ls', 'grep', 'wc', 'tr', 'env', 'sort', 'cat', 'cp', 'echo', 'touch', 'rm', 'ln', 'sed', 'printf'];
+const APPLETS = ['sh', 'mkdir', 'ls', 'grep', 'wc', 'tr', 'env', 'sort', 'cat', 'cp', 'echo', 'touch', 'rm', 'ln', 'sed', 'printf', 'chmod'];
 
 /** Entries of a small stage3: busybox-based, with the stand-ins and the files hnforge expects. */
 export function stage3Entries(extra: TarEntry[] = []): TarEntry[] {

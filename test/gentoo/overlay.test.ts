@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { run } from '../../pipeline/seam/run.ts';
 import { hashBuffer, localEntries, parseManifest } from '../../pipeline/gentoo/manifest.ts';
 import { assembleOverlay, NODE_PACKAGE } from '../../pipeline/gentoo/overlay.ts';
+import { NODE_FILES, isUnit } from '../../pipeline/node-files.ts';
 import { REPO, tempDir } from './fixtures.ts';
 
 const OVERLAY = join(REPO, 'portage-overlay');
@@ -202,6 +203,40 @@ describe('portage-overlay', () => {
       expect(manifest.find((m) => m.type === 'AUX' && m.name === 'hn-boot.sh')).toEqual({ type: 'AUX', name: 'hn-boot.sh', size: body.length, hashes: hashBuffer(body) });
       // The repository's own overlay is untouched.
       expect(await readdir(join(OVERLAY, NODE_PACKAGE))).not.toContain('files');
+    } finally {
+      await rm(dest, { recursive: true, force: true });
+    }
+  });
+
+  it("the node package's src_install, run by bash with the ebuild helpers recorded, installs every line of node-files.list (units with systemd_dounit) and the Manifest covers the list", async () => {
+    const dest = await tempDir('hnforge-overlay-');
+    try {
+      await assembleOverlay(REPO, dest);
+      const pkg = join(dest, NODE_PACKAGE);
+      const ebuild = join(pkg, 'hnforge-node-0.1.0.ebuild');
+      const helpers = [
+        'inherit() { :; }',
+        'insinto() { echo "insinto $*"; }',
+        'insopts() { echo "insopts $*"; }',
+        'newins() { echo "newins $*"; }',
+        'systemd_dounit() { echo "systemd_dounit $*"; }',
+        'die() { echo "die $*"; exit 1; }',
+      ].join('\n');
+      const { stdout } = await run(
+        { file: 'bash', args: ['-c', `set -e\n${helpers}\nsource "$1"\nFILESDIR="$2"\nsrc_install`, 'src_install', ebuild, join(pkg, 'files')] },
+        { capture: true },
+      );
+      const expected = NODE_FILES.flatMap((f) => {
+        const name = f.source.split('/').pop()!;
+        return isUnit(f)
+          ? [`systemd_dounit ${join(pkg, 'files', name)}`]
+          : [`insinto ${f.target.slice(0, f.target.lastIndexOf('/'))}`, `insopts -m${f.mode.toString(8).padStart(4, '0')}`, `newins ${join(pkg, 'files', name)} ${f.target.split('/').pop()}`];
+      });
+      expect(stdout.trim().split('\n')).toEqual(expected);
+      const manifest = parseManifest(await readFile(join(pkg, 'Manifest'), 'utf8'));
+      for (const f of [...NODE_FILES.map((x) => x.source.split('/').pop()!), 'node-files.list']) {
+        expect(manifest.some((m) => m.type === 'AUX' && m.name === f), f).toBe(true);
+      }
     } finally {
       await rm(dest, { recursive: true, force: true });
     }

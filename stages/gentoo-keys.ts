@@ -4,6 +4,8 @@
 // dry run), or read from --keyring / gentoo.keyring on an air-gapped builder.
 // The stages after it verify with exactly these keys.
 
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { HnError } from '../pipeline/errors.ts';
 import type { StageDef } from '../pipeline/stage.ts';
 import { gentooOf, pinnedKeys, profileKeyringFile } from '../pipeline/gentoo/context.ts';
@@ -42,6 +44,9 @@ export const gentooKeys: StageDef = {
         wkdBase: g.keys.wkdBase,
         cacheDir: ctx.cacheDir,
         keyringFile: profileKeyringFile(ctx),
+        // A dry run changes nothing: the cache is read, not written.
+        readOnly: ctx.dryRun,
+        outDir: ctx.dryRun ? join(tmpdir(), `hnforge-dry-keys-${process.getuid?.() ?? 'u'}`) : undefined,
         log: io.log,
         signal: io.signal,
       });

@@ -38,6 +38,10 @@ export interface KeyRequest {
   log?: (line: string) => void;
   signal?: AbortSignal;
   now?: Date;
+  /** A dry run: read the cache, write nothing to it (the keyring goes to `outDir`). */
+  readOnly?: boolean;
+  /** Where the combined keyring is written; default `<cache>/gentoo/keys`. */
+  outDir?: string;
 }
 
 export interface ResolvedKey {
@@ -213,10 +217,12 @@ async function resolveOne(pin: PinnedKey, req: KeyRequest): Promise<{ key: openp
       log(`key ${fpr}: ${url}: refused (${v.why})`);
       continue;
     }
-    await mkdir(join(req.cacheDir, 'gentoo', 'keys'), { recursive: true });
-    await writeFile(`${cached}.part`, v.key.armor());
-    await rename(`${cached}.part`, cached);
-    log(`key ${fpr} (${pin.role}): from ${url}, expires ${v.expires}; cached`);
+    if (!req.readOnly) {
+      await mkdir(join(req.cacheDir, 'gentoo', 'keys'), { recursive: true });
+      await writeFile(`${cached}.part`, v.key.armor());
+      await rename(`${cached}.part`, cached);
+    }
+    log(`key ${fpr} (${pin.role}): from ${url}, expires ${v.expires}${req.readOnly ? '' : '; cached'}`);
     return { key: v.key, resolved: { fingerprint: fpr, role: pin.role, expires: v.expires, source: url } };
   }
 
@@ -240,7 +246,7 @@ export async function resolveKeys(req: KeyRequest): Promise<{ file: string; keys
   for (const pin of pinned) got.push(await resolveOne(pin, req));
   const packets = Buffer.concat(got.map((g) => Buffer.from(g.key.toPacketList().write() as Uint8Array)));
   const id = createHash('sha256').update(pinned.map((p) => normalizeFingerprint(p.fingerprint)).sort().join(',')).digest('hex').slice(0, 16);
-  const dir = join(req.cacheDir, 'gentoo', 'keys');
+  const dir = req.outDir ?? join(req.cacheDir, 'gentoo', 'keys');
   await mkdir(dir, { recursive: true });
   const file = join(dir, `pinned-${id}.asc`);
   await writeFile(`${file}.part`, openpgp.armor(openpgp.enums.armor.publicKey, packets));

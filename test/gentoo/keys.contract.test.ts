@@ -145,6 +145,14 @@ describe('[contract] pinned keys from a key server and WKD stand-in on 127.0.0.1
     expect(srv.requests).toEqual([]);
   });
 
+  it('read-only (a dry run): the key is resolved but nothing is written to the cache', async () => {
+    const req = await request({ readOnly: true, outDir: join(dir, 'dry') });
+    srv.routes.set(hkp(), current);
+    const r = await resolveKeys(req);
+    expect(r.file.startsWith(join(dir, 'dry'))).toBe(true);
+    await expect(readFile(keyCacheFile(req.cacheDir, fpr))).rejects.toThrow();
+  });
+
   it('an expired key everywhere: EGENTOO_KEY_EXPIRED in one line naming the key, its expiry and how to refresh', async () => {
     const req = await request();
     srv.routes.set(hkp(), expired);

@@ -179,6 +179,9 @@ describe('portage-overlay', () => {
     expect(text).toContain('"${FILESDIR}"/${PN}-1.6.0-boost-1.87.patch');
     const patch = await readFile(join(dir, 'files/xtreemfs-1.6.0-boost-1.87.patch'), 'utf8');
     expect(patch).toMatch(/^\+\+\+ b\/cpp\/src\/rpc\/client_connection\.cpp$/m);
+    // Upstream's CMakeLists.txt replaced CMAKE_CXX_FLAGS (portage's CXXFLAGS and the ebuild's -DBOOST_ASIO_NO_DEPRECATED lost).
+    expect(patch).toContain('+  set(CMAKE_CXX_FLAGS "${CMAKE_CXX_FLAGS} -Wall -Wno-unused-function -Wno-sign-compare -pthread")');
+    expect(text).toContain('append-cxxflags -DBOOST_ASIO_NO_DEPRECATED');
     // Nothing the patch adds uses what Boost 1.87 removed.
     const added = patch.split('\n').filter((l) => l.startsWith('+') && !l.startsWith('+++') && !/^\+\s*\/\//.test(l)).join('\n');
     expect(added).not.toMatch(/io_service|resolver::query|resolver::iterator|\.post\(/);

@@ -78,7 +78,8 @@ export function qemuArgs(disk: string, vars: string, o: Pick<BootOptions, 'memor
     '-drive', `file=${disk},format=raw,if=virtio,cache=${cache}`,
     ...(o.extraDisks ?? []).flatMap((d) => ['-drive', `file=${d},format=raw,if=virtio,cache=${cache}`]),
     ...(fwd
-      ? ['-netdev', `user,id=net0,restrict=on,guestfwd=tcp:${fwd.guestAddress}:${fwd.guestPort}-cmd:${fwd.command}`, '-device', 'virtio-net-pci,netdev=net0']
+      ? // romfile= (no option ROM): OVMF would otherwise try a network boot first after a reboot (~200 s lost).
+        ['-netdev', `user,id=net0,restrict=on,guestfwd=tcp:${fwd.guestAddress}:${fwd.guestPort}-cmd:${fwd.command}`, '-device', 'virtio-net-pci,netdev=net0,romfile=']
       : ['-net', 'none']),
   ];
 }

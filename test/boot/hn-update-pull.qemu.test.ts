@@ -13,12 +13,10 @@
 // published.
 
 import { statSync } from 'node:fs';
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HOSTPART_FILES } from '../../pipeline/boot/contract.ts';
+import { HOSTPART_FILES, KERNEL_PARAMS } from '../../pipeline/boot/contract.ts';
 import { addBootUnit } from '../../pipeline/boot-test.ts';
 import { provision } from '../../pipeline/provision.ts';
 import { KEY_FILES, keygen } from '../../pipeline/publish/keygen.ts';
@@ -37,15 +35,18 @@ const SECOND = '20261202.1';
 const STORE_ADDRESS = '10.0.2.100';
 
 const PULL_SCRIPT = `#!/bin/sh
+# Every line opens the serial port anew: the serial getty starting beside this
+# unit hangs up the terminal, and output on a descriptor opened before is lost.
+say() { while IFS= read -r line; do echo "$line" >/dev/ttyS0; done; }
 . /etc/hn-release
-echo "HN-PULL running $HN_VERSION"
+echo "HN-PULL running $HN_VERSION" | say
 # systemd-networkd asks qemu's DHCP for an address; nothing on a node waits for the network.
 i=0
 while ! ip -4 addr show | grep -q 'inet 10\\.0\\.2\\.'; do
 	i=$((i + 1)); [ "$i" -gt 240 ] && break; sleep 0.5
 done
-/usr/sbin/hn-update --store http://${STORE_ADDRESS} --json --reboot
-echo "HN-PULL hn-update exit $?"
+/usr/sbin/hn-update --store http://${STORE_ADDRESS} --json --reboot 2>&1 | say
+echo "HN-PULL hn-update ended" | say
 systemctl --no-block poweroff
 `;
 
@@ -56,9 +57,7 @@ After=multi-user.target
 [Service]
 Type=oneshot
 ExecStart=/usr/local/sbin/hn-test-pull
-StandardOutput=tty
-StandardError=tty
-TTYPath=/dev/ttyS0
+StandardOutput=journal+console
 
 [Install]
 WantedBy=multi-user.target
@@ -73,11 +72,16 @@ s.on('close', () => process.exit(0));
 s.on('error', () => process.exit(1));
 `;
 
-const sha256 = (path: string) =>
-  new Promise<string>((resolve, reject) => {
-    const h = createHash('sha256');
-    createReadStream(path).on('data', (d) => h.update(d)).on('end', () => resolve(h.digest('hex'))).on('error', reject);
-  });
+/** /etc/hn-release of an image on the disk's host partition, read offline with debugfs. */
+async function releaseOf(disk: Disk, image: string, work: string): Promise<string> {
+  const copy = join(work, `${image}.dumped`);
+  try {
+    await run({ file: 'debugfs', args: ['-R', `dump /${image} ${copy}`, `${disk.path}?offset=${disk.hostpartOffset}`], timeoutMs: 600_000 }, { capture: true });
+    return (await run({ file: 'debugfs', args: ['-R', 'cat /etc/hn-release', copy], timeoutMs: 60_000 }, { capture: true })).stdout;
+  } finally {
+    await rm(copy, { force: true });
+  }
+}
 
 describe('[qemu][root] a node pulls its next image from nginx and boots it', { timeout: 1_800_000 }, () => {
   let work: string;
@@ -105,7 +109,9 @@ describe('[qemu][root] a node pulls its next image from nginx and boots it', { t
     const size = statSync(copy).size;
     const p = await provision({
       disk: join(work, 'disk'), image: copy, hostpartFs: 'ext4', yes: true, sizeBytes: Math.ceil((size * 2.5 + 2 ** 30) / 2 ** 20) * 2 ** 20,
-      grub: TEST_GRUB, workDir: work,
+      // hn-update checked the image's sha256 before staging it: the documented setting for such nodes
+      // spares the initramfs a second hash of the 2 GiB image (minutes under emulation).
+      grub: { ...TEST_GRUB, extraKernelArgs: [`${KERNEL_PARAMS.verify}=size`] }, workDir: work,
     });
     disk = { path: join(work, 'disk'), efiOffset: p.efiOffsetBytes!, hostpartOffset: p.hostpartOffsetBytes! };
     nginx = await startNginx({ root: join(work, 'store'), port: await freePort(), workDir: join(work, 'nginx') });
@@ -138,10 +144,8 @@ describe('[qemu][root] a node pulls its next image from nginx and boots it', { t
     const updateLog = await catHostpart(disk, `/${HOSTPART_FILES.updateLog}`);
     expect(updateLog).toContain(`staged ${SECOND} as ${HOSTPART_FILES.next}`);
     expect(updateLog).toMatch(/downloading hn-root_20261202\.1\.img\.zst/);
-    // The node now runs the second version, byte for byte as published; the first is kept as the old image.
-    const dumped = join(work, 'current.img');
-    await run({ file: 'debugfs', args: ['-R', `dump /${HOSTPART_FILES.current} ${dumped}`, `${disk.path}?offset=${disk.hostpartOffset}`], timeoutMs: 600_000 }, { capture: true });
-    expect(await sha256(dumped)).toBe(await sha256(images[SECOND]!));
-    await rm(dumped, { force: true });
+    // The node now runs the second version (its image changed as it ran: only its release file can tell).
+    expect(await releaseOf(disk, HOSTPART_FILES.current, work)).toContain(`HN_VERSION="${SECOND}"`);
+    expect(await releaseOf(disk, HOSTPART_FILES.previous, work)).toContain(`HN_VERSION="${FIRST}"`);
   });
 });

@@ -47,7 +47,7 @@ export const scrub: StageDef = {
   kind: 'mutate',
   bases: ['debian', 'gentoo'],
   needsRoot: true,
-  version: 2,
+  version: 3,
   inputs: () => ({ remove: SCRUB_REMOVE, truncate: SCRUB_TRUNCATE }),
   plan: () => [`remove ${SCRUB_REMOVE.length} path patterns, empty ${SCRUB_TRUNCATE.length} logs, empty /etc/machine-id`],
   async run(ctx, io) {

@@ -22,6 +22,11 @@ export const NODE_FILES: readonly NodeFile[] = [
   { source: 'boot/hn-update', target: '/usr/sbin/hn-update', mode: 0o755 },
   { source: 'boot/units/hn-update.service', target: `${UNIT_DIR}/hn-update.service`, mode: 0o644 },
   { source: 'boot/units/hn-update.timer', target: `${UNIT_DIR}/hn-update.timer`, mode: 0o644, wantedBy: 'timers.target' },
+  // Confirms a new image on its trial boot (boot/README.md, "Trial boots").
+  { source: 'boot/hn-health', target: '/usr/sbin/hn-health', mode: 0o755 },
+  { source: 'boot/units/hn-health.service', target: `${UNIT_DIR}/hn-health.service`, mode: 0o644, wantedBy: 'multi-user.target' },
+  // Images, trial and last revert as the host partition says.
+  { source: 'boot/hn-status', target: '/usr/sbin/hn-status', mode: 0o755 },
 ];
 
 /** True for files systemd reads as units (the Gentoo package installs them with systemd_dounit). */

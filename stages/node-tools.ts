@@ -28,6 +28,15 @@ export function updateConfText(update: ResolvedProfile['update']): string {
   return lines.join('\n') + '\n';
 }
 
+/** /etc/hn-health.conf: `KEY="value"` lines hn-health reads (it parses them; it does not source them). */
+export function healthConfText(health: ResolvedProfile['health']): string {
+  return [
+    "# Written by hnforge from the profile's health section; read by hn-health.",
+    `HN_HEALTH_CHECKS=${quoteValue(health.checks.join(' '))}`,
+    `HN_HEALTH_WAIT=${quoteValue(String(health.waitSec))}`,
+  ].join('\n') + '\n';
+}
+
 /** The timer's schedule as a drop-in: the unit file stays the repository's, unchanged. */
 export function timerScheduleDropIn(schedule: string): string {
   return ['[Timer]', 'OnCalendar=', `OnCalendar=${schedule}`, ''].join('\n');
@@ -38,17 +47,18 @@ const unitName = (f: NodeFile) => f.target.slice(f.target.lastIndexOf('/') + 1);
 export const nodeTools: StageDef = {
   name: 'node-tools',
   needs: ['root'],
-  title: "Install the node's tools (boot module, hn-update) and their units",
+  title: "Install the node's tools (boot module, hn-update, hn-health, hn-status) and their units",
   kind: 'mutate',
   bases: ['debian', 'gentoo'],
   needsRoot: true,
-  version: 1,
-  inputs: (ctx) => ({ files: NODE_FILES, conf: updateConfText(ctx.profile.update), schedule: ctx.profile.update.schedule }),
+  version: 2,
+  inputs: (ctx) => ({ files: NODE_FILES, conf: updateConfText(ctx.profile.update), schedule: ctx.profile.update.schedule, health: healthConfText(ctx.profile.health) }),
   // Their content is what Debian installs; on Gentoo it reaches the image through the node package.
   files: (ctx) => (ctx.profile.base === 'debian' ? NODE_FILES.map((f) => join(ctx.repoDir, f.source)) : []),
   plan: (ctx) => [
     ...(ctx.profile.base === 'debian' ? NODE_FILES.map((f) => `install ${f.source} -> ${f.target}`) : ['(files installed by sys-apps/hnforge-node)']),
     ...NODE_FILES.filter((f) => f.wantedBy).map((f) => `enable ${unitName(f)} (${f.wantedBy})`),
+    `write ${IMAGE_PATHS.healthConf} (checks: ${ctx.profile.health.checks.join(' ')})`,
     `write ${IMAGE_PATHS.updateConf} (store ${ctx.profile.update.store ?? 'none: hn-update needs --store'}, channel ${ctx.profile.update.channel}, schedule ${ctx.profile.update.schedule})`,
   ],
   async run(ctx, io) {
@@ -65,6 +75,7 @@ export const nodeTools: StageDef = {
       await image.symlink(f.target, `etc/systemd/system/${f.wantedBy}.wants/${unitName(f)}`);
     }
     await image.write(IMAGE_PATHS.updateConf, updateConfText(ctx.profile.update));
+    await image.write(IMAGE_PATHS.healthConf, healthConfText(ctx.profile.health));
     await image.write('etc/systemd/system/hn-update.timer.d/schedule.conf', timerScheduleDropIn(ctx.profile.update.schedule));
     io.log(`${NODE_FILES.length} node files; ${IMAGE_PATHS.updateConf}: store ${ctx.profile.update.store ?? '(none)'}, channel ${ctx.profile.update.channel}, schedule ${ctx.profile.update.schedule}`);
     return {};

@@ -13,6 +13,7 @@ import { NODE_FILES } from '../../pipeline/node-files.ts';
 import { resolveProfile } from '../../pipeline/profiles.ts';
 import { run } from '../../pipeline/seam/run.ts';
 import { healthConfText } from '../../stages/node-tools.ts';
+import { hnforge } from '../support/cli.ts';
 
 const repo = join(import.meta.dirname, '../..');
 const profiles = join(repo, 'profiles');
@@ -75,5 +76,17 @@ describe('rollback configuration', () => {
     const dir = await mkdtemp(join(tmpdir(), 'hn-grubenv-'));
     await run({ file: 'grub-editenv', args: [join(dir, 'env'), 'create'], timeoutMs: 10_000 });
     expect(grubEnvBlock().equals(await readFile(join(dir, 'env')))).toBe(true);
+  });
+
+  it('[root] hnforge status: a missing disk and a file that is no node disk are one line each, exit 2', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'hn-status-usage-'));
+    const missing = await hnforge(['status', '--disk', join(dir, 'nope')], { timeoutMs: 60_000 });
+    expect(missing.code).toBe(2);
+    expect(missing.stderr.trim()).toBe(`hnforge: error: --disk ${join(dir, 'nope')}: no such disk or disk image file`);
+    await writeFile(join(dir, 'zeros'), Buffer.alloc(1 << 20));
+    const notDisk = await hnforge(['status', '--disk', join(dir, 'zeros'), '--json'], { timeoutMs: 60_000 });
+    expect(notDisk.code).toBe(2);
+    expect(notDisk.stderr.trim()).toMatch(/^hnforge: error: --disk \S+: no GPT with EFI-BOOT \(1\) and hostpart \(2\): not a disk hnforge provision made$/);
+    expect(notDisk.stderr).not.toMatch(/\n\s+at /);
   });
 });

@@ -154,6 +154,8 @@ export function grubConfig(o: GrubConfigOptions = {}): string {
     'insmod all_video',
     'set root=hd0,gpt2',
     `search --no-floppy --set=root --label ${label}`,
+    // Chosen here, not by failing entries: an error inside an entry costs a 10 s "Press any key" pause.
+    `if [ -f ($root)/${HOSTPART_FILES.current} ]; then set default=0; elif [ -f ($root)/${HOSTPART_FILES.previous} ]; then set default=1; else set default=2; fi`,
     grubTrialScript(),
     '',
     entry(HOSTPART_FILES.current, 'hn-current', 'hncur', HOSTPART_FILES.current, o),

@@ -59,9 +59,6 @@ TTYPath=/dev/ttyS0
 WantedBy=multi-user.target
 `;
 
-const REPORT_PATH = '/usr/local/sbin/hn-test-report';
-const UNIT_PATH = '/etc/systemd/system/hn-test-report.service';
-const WANTS_LINK = '/etc/systemd/system/multi-user.target.wants/hn-test-report.service';
 
 /** True when `file` holds an ext2/3/4 filesystem (superblock magic 0xEF53 at byte 1080). */
 async function isExtFilesystem(file: string): Promise<boolean> {
@@ -75,29 +72,42 @@ async function isExtFilesystem(file: string): Promise<boolean> {
   }
 }
 
+/** A oneshot test unit: its script goes to /usr/local/sbin/<name>, the unit to /etc/systemd/system/<name>.service, enabled. */
+export interface BootUnit {
+  name: string;
+  script: string;
+  unit: string;
+}
+
 /**
- * Writes the report script and its enabled unit into an ext4 image file, offline.
+ * Writes a script and its enabled unit into an ext4 image file, offline.
  * debugfs goes on after a failed request (a directory that already exists), so
  * the result is checked by reading the unit back.
  */
-export async function addReportUnit(image: string, workDir: string): Promise<void> {
-  const script = join(workDir, 'hn-test-report');
-  const unit = join(workDir, 'hn-test-report.service');
-  await writeFile(script, REPORT_SCRIPT, { mode: 0o755 });
-  await writeFile(unit, REPORT_UNIT);
+export async function addBootUnit(image: string, workDir: string, u: BootUnit): Promise<void> {
+  const scriptPath = `/usr/local/sbin/${u.name}`;
+  const unitPath = `/etc/systemd/system/${u.name}.service`;
+  const wantsLink = `/etc/systemd/system/multi-user.target.wants/${u.name}.service`;
+  const script = join(workDir, u.name);
+  const unit = join(workDir, `${u.name}.service`);
+  await writeFile(script, u.script, { mode: 0o755 });
+  await writeFile(unit, u.unit);
   const requests = [
     'mkdir /usr', 'mkdir /usr/local', 'mkdir /usr/local/sbin',
-    `rm ${REPORT_PATH}`, `write ${script} ${REPORT_PATH}`, `sif ${REPORT_PATH} mode 0100755`,
+    `rm ${scriptPath}`, `write ${script} ${scriptPath}`, `sif ${scriptPath} mode 0100755`,
     'mkdir /etc', 'mkdir /etc/systemd', 'mkdir /etc/systemd/system', 'mkdir /etc/systemd/system/multi-user.target.wants',
-    `rm ${UNIT_PATH}`, `write ${unit} ${UNIT_PATH}`,
-    `rm ${WANTS_LINK}`, `symlink ${WANTS_LINK} ${UNIT_PATH}`,
+    `rm ${unitPath}`, `write ${unit} ${unitPath}`,
+    `rm ${wantsLink}`, `symlink ${wantsLink} ${unitPath}`,
   ];
   for (const r of requests) await run(bootCmd.debugfs(image, r, true), { capture: true });
-  const { stdout } = await run(bootCmd.debugfs(image, `cat ${UNIT_PATH}`), { capture: true });
-  if (!stdout.includes('ExecStart=/usr/local/sbin/hn-test-report')) {
-    throw new HnError('EBOOT_TEST', `could not write the boot-test report unit into a copy of ${image} with debugfs`);
+  const { stdout } = await run(bootCmd.debugfs(image, `cat ${unitPath}`), { capture: true });
+  if (!stdout.includes(`ExecStart=${scriptPath}`)) {
+    throw new HnError('EBOOT_TEST', `could not write the test unit ${u.name} into a copy of ${image} with debugfs`);
   }
 }
+
+/** The report unit boot-test adds: HN-USERSPACE once multi-user.target is reached, then poweroff. */
+export const addReportUnit = (image: string, workDir: string): Promise<void> => addBootUnit(image, workDir, { name: 'hn-test-report', script: REPORT_SCRIPT, unit: REPORT_UNIT });
 
 /** Boot milestones in the order a boot passes them, each recognised on the serial console. */
 const MILESTONES: { name: string; seen: RegExp }[] = [

@@ -67,9 +67,10 @@ export const profileSchema = z.strictObject({
       store: z.string().optional().describe('where nodes pull images from (hn-update): a directory such as /warehouse/images, http(s)://host/path, or oci://host/repository; the same layout publish writes'),
       channel: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/).default('nightly').describe('channel nodes follow'),
       schedule: z.string().regex(/^[^\n]+$/).default('daily').describe('when hn-update.timer runs (systemd OnCalendar=)'),
+      randomDelay: z.string().regex(/^[^\n]+$/).default('1h').describe("spread of the fleet's start times (systemd RandomizedDelaySec=), so the store is not hit by every node at once"),
       allowUnsigned: z.boolean().default(false).describe('stage versions from a channel without a signature (never for a real fleet)'),
     })
-    .default({ channel: 'nightly', schedule: 'daily', allowUnsigned: false })
+    .default({ channel: 'nightly', schedule: 'daily', randomDelay: '1h', allowUnsigned: false })
     .describe('how nodes look for and stage new images (/etc/hn-update.conf, hn-update.timer)'),
   boot: z.strictObject({
     modules: z.array(z.string()).describe('kernel modules the initramfs loads, in order'),

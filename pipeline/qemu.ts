@@ -23,8 +23,8 @@ export interface BootOptions {
   logFile: string;
   /** Hard limit for the whole qemu run. */
   timeoutMs: number;
-  /** Stop qemu (kill by its process group) when a serial line matches. */
-  stopAt?: RegExp;
+  /** Stop qemu (kill by its process group) when a serial line matches (or the function, called on every line in order, says so). */
+  stopAt?: RegExp | ((line: string) => boolean);
   memoryMiB?: number;
   kvm?: boolean;
   /** Extra disk images (e.g. an empty disk to prove the hostpart is found by label). */
@@ -32,6 +32,12 @@ export interface BootOptions {
   /** Disk cache mode (writeback: guest flushes reach the host file). */
   cache?: 'writeback' | 'none' | 'unsafe';
   signal?: AbortSignal;
+  /**
+   * A network: qemu user networking with restrict=on (the guest reaches
+   * nothing), except connections to `guestAddress:guestPort`, each handed to a
+   * fresh `command` (stdin/stdout are the connection). Without it: no NIC.
+   */
+  guestfwd?: { guestAddress: string; guestPort: number; command: string };
 }
 
 export interface Marker {
@@ -50,7 +56,10 @@ export interface BootResult {
   error?: string;
 }
 
-export function qemuArgs(disk: string, vars: string, o: Pick<BootOptions, 'memoryMiB' | 'kvm' | 'extraDisks' | 'cache'>): string[] {
+export function qemuArgs(disk: string, vars: string, o: Pick<BootOptions, 'memoryMiB' | 'kvm' | 'extraDisks' | 'cache' | 'guestfwd'>): string[] {
+  const fwd = o.guestfwd;
+  // qemu splits option values at commas: a command holding one would be cut.
+  if (fwd && fwd.command.includes(',')) throw new Error(`guestfwd command must not contain a comma: ${fwd.command}`);
   const cache = o.cache ?? 'writeback';
   return [
     '-machine', `q35,accel=${o.kvm ? 'kvm' : 'tcg'}`,
@@ -68,7 +77,10 @@ export function qemuArgs(disk: string, vars: string, o: Pick<BootOptions, 'memor
     '-drive', `if=pflash,format=raw,unit=1,file=${vars}`,
     '-drive', `file=${disk},format=raw,if=virtio,cache=${cache}`,
     ...(o.extraDisks ?? []).flatMap((d) => ['-drive', `file=${d},format=raw,if=virtio,cache=${cache}`]),
-    '-net', 'none',
+    ...(fwd
+      ? // romfile= (no option ROM): OVMF would otherwise try a network boot first after a reboot (~200 s lost).
+        ['-netdev', `user,id=net0,restrict=on,guestfwd=tcp:${fwd.guestAddress}:${fwd.guestPort}-cmd:${fwd.command}`, '-device', 'virtio-net-pci,netdev=net0,romfile=']
+      : ['-net', 'none']),
   ];
 }
 
@@ -97,7 +109,7 @@ export async function bootDisk(o: BootOptions): Promise<BootResult> {
         lines.push(line);
         log.write(`[${(atMs / 1000).toFixed(2).padStart(7)}] ${line}\n`);
         if (/HN-[A-Z]/.test(line)) markers.push({ line, atMs });
-        if (!stopped && o.stopAt?.test(line)) {
+        if (!stopped && o.stopAt && (typeof o.stopAt === 'function' ? o.stopAt(line) : o.stopAt.test(line))) {
           stopped = true;
           stop.abort();
         }

@@ -38,8 +38,8 @@ export function healthConfText(health: ResolvedProfile['health']): string {
 }
 
 /** The timer's schedule as a drop-in: the unit file stays the repository's, unchanged. */
-export function timerScheduleDropIn(schedule: string): string {
-  return ['[Timer]', 'OnCalendar=', `OnCalendar=${schedule}`, ''].join('\n');
+export function timerScheduleDropIn(update: Pick<ResolvedProfile['update'], 'schedule' | 'randomDelay'>): string {
+  return ['[Timer]', 'OnCalendar=', `OnCalendar=${update.schedule}`, `RandomizedDelaySec=${update.randomDelay}`, ''].join('\n');
 }
 
 const unitName = (f: NodeFile) => f.target.slice(f.target.lastIndexOf('/') + 1);
@@ -52,7 +52,7 @@ export const nodeTools: StageDef = {
   bases: ['debian', 'gentoo'],
   needsRoot: true,
   version: 2,
-  inputs: (ctx) => ({ files: NODE_FILES, conf: updateConfText(ctx.profile.update), schedule: ctx.profile.update.schedule, health: healthConfText(ctx.profile.health) }),
+  inputs: (ctx) => ({ files: NODE_FILES, conf: updateConfText(ctx.profile.update), timer: timerScheduleDropIn(ctx.profile.update), health: healthConfText(ctx.profile.health) }),
   // Their content is what Debian installs; on Gentoo it reaches the image through the node package.
   files: (ctx) => (ctx.profile.base === 'debian' ? NODE_FILES.map((f) => join(ctx.repoDir, f.source)) : []),
   plan: (ctx) => [
@@ -76,7 +76,7 @@ export const nodeTools: StageDef = {
     }
     await image.write(IMAGE_PATHS.updateConf, updateConfText(ctx.profile.update));
     await image.write(IMAGE_PATHS.healthConf, healthConfText(ctx.profile.health));
-    await image.write('etc/systemd/system/hn-update.timer.d/schedule.conf', timerScheduleDropIn(ctx.profile.update.schedule));
+    await image.write('etc/systemd/system/hn-update.timer.d/schedule.conf', timerScheduleDropIn(ctx.profile.update));
     io.log(`${NODE_FILES.length} node files; ${IMAGE_PATHS.updateConf}: store ${ctx.profile.update.store ?? '(none)'}, channel ${ctx.profile.update.channel}, schedule ${ctx.profile.update.schedule}`);
     return {};
   },

@@ -15,7 +15,10 @@ import { HOSTPART_FILES, UPDATE_EXIT } from '../../pipeline/boot/contract.ts';
 import { publish } from '../../pipeline/publish/publish.ts';
 import { FileStore } from '../../pipeline/publish/store-file.ts';
 import { versionFiles } from '../../pipeline/publish/store.ts';
+import { updateConfText } from '../../stages/node-tools.ts';
 import { makeImage, makeKeys, scratchDir, type Keys } from '../publish/publish-fixtures.ts';
+import { openStore } from '../../pipeline/publish/stores.ts';
+import { registryAvailable, startFaultProxy, startRegistry, type FaultProxy, type Registry } from '../publish/registry-fixtures.ts';
 import { REPO, SHELLS } from './sh-harness.ts';
 
 const HN_UPDATE = join(REPO, 'boot/hn-update');
@@ -53,7 +56,9 @@ async function makeNode(name: string, opts: { running?: string; store?: string; 
   const release = join(dir, 'hn-release');
   await writeFile(release, `HN_VERSION="${opts.running ?? OLD}"\nHN_PROFILE="${PROFILE}"\nHN_BASE="debian"\n`);
   const config = join(dir, 'hn-update.conf');
-  await writeFile(config, [`HN_UPDATE_STORE="${opts.store ?? storeDir}"`, 'HN_UPDATE_CHANNEL="nightly"', `HN_UPDATE_KEYRING="${opts.keyring ?? keys.keyring}"`, opts.extraConf ?? '', ''].join('\n'));
+  // The file the build writes, with the keyring moved to where this test keeps it (the last line wins).
+  const conf = updateConfText({ store: opts.store ?? storeDir, channel: 'nightly', schedule: 'daily', randomDelay: '1h', allowUnsigned: false });
+  await writeFile(config, `${conf}HN_UPDATE_KEYRING="${opts.keyring ?? keys.keyring}"\n${opts.extraConf ?? ''}`);
   return { hp: join(dir, 'hostpart'), release, config };
 }
 
@@ -117,11 +122,15 @@ afterAll(async () => {
 describe.each(SHELLS)('hn-update under $name', ({ argv }) => {
   it('stages the newest version newer than the running one, with its sidecar, and says so', async () => {
     const node = await makeNode(`newest-${argv.length}`);
+    // What the boot chain set aside earlier is freed once a new version is staged.
+    const setAside = [`${HOSTPART_FILES.next}.rejected`, `${HOSTPART_FILES.nextSidecar}.rejected`, `${HOSTPART_FILES.next}.skipped`];
+    for (const f of setAside) await writeFile(join(node.hp, f), 'set aside at boot\n');
     const r = await runUpdate(argv, node, ['--json']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.json).toMatchObject({ state: 'staged', running: OLD, newest: NEWEST, staged: NEWEST, channel: 'nightly' });
     const s = await staged(node);
     expect(s.sha256).toBe(imageSha[NEWEST]);
+    for (const f of setAside) await expect(stat(join(node.hp, f))).rejects.toThrow();
     expect(s.sidecar).toBe(`format=hnforge-sidecar-1\nsize=${96 << 20}\nsha256=${imageSha[NEWEST]}\nversion=${NEWEST}\n`);
     // Restored sparse: the 96 MiB image holds about 4 MiB of data.
     expect((await stat(join(node.hp, HOSTPART_FILES.next))).blocks * 512).toBeLessThan(16 << 20);
@@ -283,5 +292,49 @@ describe.each(SHELLS)('hn-update over HTTP under $name', ({ argv }) => {
     } finally {
       server.close();
     }
+  });
+});
+
+describe.skipIf(!registryAvailable)('hn-update from an OCI registry (docker-registry on 127.0.0.1)', () => {
+  let registry: Registry | undefined;
+  let proxy: FaultProxy | undefined;
+
+  beforeAll(async () => {
+    registry = await startRegistry();
+    const store = await openStore(`${registry.oci}/hnforge`);
+    try {
+      for (const version of [MID, NEWEST]) {
+        await publish({ image: join(tmp.dir, 'img', version, 'hn-root.img'), store, channel: 'nightly', signingKey: keys.key, lockWaitMs: 1000 });
+      }
+    } finally {
+      await store.close();
+    }
+    proxy = await startFaultProxy(registry.port, { bearer: { user: 'node', password: 'pull-secret' } });
+  }, 180_000);
+  afterAll(async () => {
+    await proxy?.close();
+    await registry?.stop();
+  });
+
+  it.each(SHELLS)('stages the newest version: the index from the channel tag, the artifact as a blob by its sha256 ($name)', async ({ argv }) => {
+    const node = await makeNode(`oci-${argv.length}`, { store: `${registry!.oci}/hnforge` });
+    const r = await runUpdate(argv, node, ['--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.json).toMatchObject({ state: 'staged', newest: NEWEST, staged: NEWEST });
+    expect((await staged(node)).sha256).toBe(imageSha[NEWEST]);
+  });
+
+  it('gets a token from the registry\'s token service with the configured credentials; without them it says so', async () => {
+    const node = await makeNode('oci-token', { store: `${proxy!.oci}/hnforge`, extraConf: 'HN_UPDATE_OCI_CREDENTIALS="node:pull-secret"\n' });
+    const r = await runUpdate(SHELLS[0]!.argv, node, ['--check', '--json']);
+    expect([r.code, r.json?.state, r.json?.newest], r.stderr).toEqual([0, 'available', NEWEST]);
+    const staging = await runUpdate(SHELLS[0]!.argv, node);
+    expect(staging.code, staging.stderr).toBe(0);
+    expect((await staged(node)).sha256).toBe(imageSha[NEWEST]);
+
+    const anonymous = await makeNode('oci-anonymous', { store: `${proxy!.oci}/hnforge` });
+    const denied = await runUpdate(SHELLS[0]!.argv, anonymous);
+    expect(denied.code).toBe(UPDATE_EXIT.store);
+    expect(denied.stderr).toMatch(/token service gave no token \(HN_UPDATE_OCI_CREDENTIALS/);
   });
 });

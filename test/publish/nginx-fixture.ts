@@ -11,7 +11,8 @@ export interface Nginx {
   stop(): Promise<void>;
 }
 
-export async function startNginx(opts: { root: string; port: number; workDir: string }): Promise<Nginx> {
+/** `accessLog`: a file getting one line per request, `<body bytes sent> <request line>` (for counting bytes transferred). */
+export async function startNginx(opts: { root: string; port: number; workDir: string; accessLog?: string }): Promise<Nginx> {
   await mkdir(join(opts.workDir, 'tmp'), { recursive: true });
   const conf = join(opts.workDir, 'nginx.conf');
   // `user root`: the test's directories are 0700; nginx would otherwise drop to nobody.
@@ -21,7 +22,7 @@ pid ${join(opts.workDir, 'nginx.pid')};
 error_log stderr warn;
 events { worker_connections 64; }
 http {
-  access_log off;
+  ${opts.accessLog ? `log_format bytes '$body_bytes_sent "$request"';\n  access_log ${opts.accessLog} bytes;` : 'access_log off;'}
   client_body_temp_path ${join(opts.workDir, 'tmp')};
   proxy_temp_path ${join(opts.workDir, 'tmp')};
   fastcgi_temp_path ${join(opts.workDir, 'tmp')};

@@ -4,35 +4,19 @@
 // expanded the way systemd expands it with the example environment file, is a
 // command line hnforge accepts (run with --dry-run).
 
-import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hnforge, repoDir } from '../support/cli.ts';
+import { SYSTEMD_ANALYZE as ANALYZE, verifyUnits } from '../support/systemd-analyze.ts';
 
-const exec = promisify(execFile);
 const units = join(repoDir, 'contrib/systemd');
-const ANALYZE = ['/usr/bin/systemd-analyze', '/bin/systemd-analyze'].find((p) => existsSync(p));
 
 let dir: string;
 
-/** Findings of `systemd-analyze verify` for unit texts (name -> text): its output, plus its exit status if not 0. */
-async function verify(files: Record<string, string>): Promise<string[]> {
-  const sub = await mkdtemp(join(dir, 'units-'));
-  for (const [name, text] of Object.entries(files)) {
-    // verify checks that ExecStart's program exists: point it at this clone instead of /opt/hnforge.
-    await writeFile(join(sub, name), text.replaceAll('/opt/hnforge/', `${repoDir}/`));
-  }
-  const r = await exec(ANALYZE!, ['verify', ...Object.keys(files).map((n) => join(sub, n))], { timeout: 60_000 }).then(
-    (ok) => ({ ...ok, code: 0 }),
-    (e: { stdout: string; stderr: string; code: number }) => e,
-  );
-  const findings = `${r.stdout}${r.stderr}`.split('\n').filter(Boolean);
-  return r.code ? [...findings, `exit status ${r.code}`] : findings;
-}
+// verify checks that ExecStart's program exists: point it at this clone instead of /opt/hnforge.
+const verify = (files: Record<string, string>) => verifyUnits(dir, files, (text) => text.replaceAll('/opt/hnforge/', `${repoDir}/`));
 
 /** The environment file's KEY=value lines (comments and blanks skipped). */
 function parseEnv(text: string): Record<string, string> {

@@ -1,11 +1,11 @@
 // The rollback's configuration as data: the profile fields (defaults, refusals),
 // what the image carries for GRUB and the initramfs (kernel arguments), hn-health's
 // configuration file, the node files list, and GRUB's trial count script.
-import { cp, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { DEFAULT_HEALTH_CHECKS, EFI_FILES, HOSTPART_FILES } from '../../pipeline/boot/contract.ts';
 import { grubConfig, grubEnvBlock, imageKernelArgs } from '../../pipeline/boot/grub.ts';
 import { HnError } from '../../pipeline/errors.ts';
@@ -31,6 +31,7 @@ describe('rollback configuration', () => {
 
   it('profiles: a budget of 0 or an unknown check is refused with the field named', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'hnprof-rollback-'));
+    onTestFinished(() => rm(dir, { recursive: true, force: true }));
     await cp(profiles, dir, { recursive: true });
     const bad = async (yaml: string) => {
       await writeFile(join(dir, 'bad.yaml'), `name: bad\nextends: test-min\ndescription: x\n${yaml}`);
@@ -74,12 +75,17 @@ describe('rollback configuration', () => {
 
   it("provision's grubenv is what grub-editenv create writes", async () => {
     const dir = await mkdtemp(join(tmpdir(), 'hn-grubenv-'));
-    await run({ file: 'grub-editenv', args: [join(dir, 'env'), 'create'], timeoutMs: 10_000 });
-    expect(grubEnvBlock().equals(await readFile(join(dir, 'env')))).toBe(true);
+    try {
+      await run({ file: 'grub-editenv', args: [join(dir, 'env'), 'create'], timeoutMs: 10_000 });
+      expect(grubEnvBlock().equals(await readFile(join(dir, 'env')))).toBe(true);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('[root] hnforge status: a missing disk and a file that is no node disk are one line each, exit 2', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'hn-status-usage-'));
+    onTestFinished(() => rm(dir, { recursive: true, force: true }));
     const missing = await hnforge(['status', '--disk', join(dir, 'nope')], { timeoutMs: 60_000 });
     expect(missing.code).toBe(2);
     expect(missing.stderr.trim()).toBe(`hnforge: error: --disk ${join(dir, 'nope')}: no such disk or disk image file`);

@@ -9,32 +9,17 @@
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { execa } from 'execa';
+import { imageBenchArgs, seconds } from './image-args.ts';
 import { KEY_FILES, keygen } from '../pipeline/publish/keygen.ts';
 import { updateConfText } from '../stages/node-tools.ts';
 import { startNginx } from '../test/publish/nginx-fixture.ts';
 import { freePort } from '../test/publish/registry-fixtures.ts';
 
-const args = process.argv.slice(2);
-const option = (name: string, fallback: string) => {
-  const i = args.indexOf(name);
-  return i >= 0 && args[i + 1] ? args[i + 1]! : fallback;
-};
-const image = resolve(option('--image', 'out/hn-debian/hn-root.img'));
-const rounds = Number(option('--rounds', '2'));
-const info = await stat(image).catch(() => undefined);
-if (!info) {
-  console.error(`hnforge-bench: ${image} is missing; build it first: npm run build -- --profile hn-debian (or pass --image PATH)`);
-  process.exit(1);
-}
+const { image, rounds, info } = await imageBenchArgs(process.argv.slice(2));
 
 const repo = resolve(import.meta.dirname, '..');
 const work = await mkdtemp(join(resolve(image, '..'), '.bench-update-'));
 const HOUR = 3_600_000;
-const seconds = async (work: () => Promise<unknown>) => {
-  const t = process.hrtime.bigint();
-  await work();
-  return Number(process.hrtime.bigint() - t) / 1e9;
-};
 
 const accessLog = join(work, 'access.log');
 /** Bytes nginx sent since the last call (body bytes of every request). */

@@ -13,6 +13,8 @@ import { packagesOfTools, toolsOf } from './host-tools.ts';
 import { preflight } from './preflight.ts';
 import { programsOf } from './seam/catalogue.ts';
 import { listProfiles, resolveProfile } from './profiles.ts';
+import { checkGentoo } from './gentoo/check.ts';
+import { formatProblem } from './gentoo/resolve.ts';
 import { progressMode } from './progress.ts';
 import { summarise, type BuildReport } from './report.ts';
 import { assertRecovered, cleanBuildDir } from './recovery.ts';
@@ -57,6 +59,27 @@ function printDryRun(result: BuildResult) {
   process.stdout.write(out.join('\n') + '\n');
 }
 
+async function checkGentooCommand(argv: { profile: string; portage?: string; repo?: string; pkgcore?: string; pkgcheck?: string; snakeoil?: string; profilesDir: string; json: boolean }) {
+  jsonMode = argv.json;
+  const profile = await resolveProfile(resolve(argv.profilesDir), argv.profile);
+  if (!profile.gentoo) throw new HnError('EUSAGE', `check-gentoo checks Gentoo profiles; ${profile.name} is a ${profile.base} profile`);
+  const abs = (p?: string) => (p ? resolve(p) : undefined);
+  const r = await checkGentoo({
+    profile, repoDir, portage: abs(argv.portage), repo: abs(argv.repo), pkgcore: abs(argv.pkgcore), pkgcheck: abs(argv.pkgcheck), snakeoil: abs(argv.snakeoil),
+    log: (l) => process.stderr.write(`hnforge check-gentoo: ${l}\n`),
+  });
+  if (argv.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+  else {
+    const out: string[] = [];
+    for (const s of r.steps) out.push(`==== ${s.name}: exit ${s.exitCode}`, `$ ${s.command}`, s.output, '');
+    out.push('problems read from emerge --pretend:', ...r.problems.map((p) => `  ${formatProblem(p)}`));
+    for (const s of r.skipped) out.push(`not run: ${s.name}: ${s.why}`);
+    out.push(r.ok ? 'check-gentoo: ok' : `check-gentoo: FAILED\n${r.why.map((w) => `  ${w}`).join('\n')}`);
+    process.stdout.write(out.join('\n') + '\n');
+  }
+  if (!r.ok) throw new HnError('EGENTOO_CHECK', `real portage and hnforge disagree: ${r.why[0]}`, { details: r.why });
+}
+
 async function buildCommand(argv: {
   profile: string;
   dryRun: boolean;
@@ -74,6 +97,7 @@ async function buildCommand(argv: {
   channel?: string;
   publish: boolean;
   signingKey?: string;
+  keyring?: string;
 }) {
   jsonMode = argv.json;
   if (argv.from && argv.only) throw new HnError('EUSAGE', '--from and --only cannot be combined: --only runs one stage, --from runs a stage and all after it');
@@ -84,6 +108,7 @@ async function buildCommand(argv: {
   const progress = progressMode(argv.json);
   const say = (line: string) => progress !== 'silent' && process.stderr.write(`hnforge: ${line}\n`);
   const profile = await resolveProfile(resolve(argv.profilesDir), argv.profile);
+  if (argv.keyring !== undefined && !profile.gentoo) throw new HnError('EUSAGE', `--keyring is for Gentoo profiles; ${profile.name} is a ${profile.base} profile`);
   const store = argv.publish ? (argv.store ?? profile.publish?.store) : undefined;
   const channel = argv.channel ?? profile.publish?.channel ?? DEFAULT_CHANNEL;
   if (store) checkChannelName(channel);
@@ -107,6 +132,7 @@ async function buildCommand(argv: {
     version: argv.version === undefined ? undefined : String(argv.version),
     store: argv.store ?? profile.publish?.store,
     signingKey,
+    keyring: argv.keyring,
     progress,
   });
   if (!argv.dryRun && result.version) say(`version ${result.version.version} (${result.version.how === 'next' ? 'the next of the day' : result.version.how === 'reused' ? 'reused: the same inputs got it earlier today' : '--version'})`);
@@ -224,6 +250,7 @@ export async function main(args: string[]): Promise<number> {
             .option('channel', { type: 'string', describe: 'channel to publish into (default: the profile\'s publish.channel, else nightly)' })
             .option('publish', { type: 'boolean', default: true, describe: '--no-publish: build only, even when the profile names a store' })
             .option('signing-key', { type: 'string', describe: 'armored private key (hnforge keygen\'s signing-key.asc; else HNFORGE_SIGNING_KEY): its public keyring goes into the image' })
+            .option('keyring', { type: 'string', describe: 'Gentoo, air-gapped: armored file with the keys the profile pins by fingerprint; nothing is fetched (overrides gentoo.keyring)' })
             .example('$0 build --profile hn-debian', 'build out/hn-debian/hn-root.img')
             .example('$0 build --profile hn-debian --dry-run', 'show what would run')
             .epilog(EXIT_CODES),
@@ -313,6 +340,22 @@ export async function main(args: string[]): Promise<number> {
         },
       )
       .command(publishCommands((json) => (jsonMode = json)))
+      .command(
+        'check-gentoo',
+        "Run real portage (and pkgcheck) against the Gentoo configuration a profile generates: emerge --info, emerge --pretend of a synthetic repository (keywords, USE, REQUIRED_USE, licences, a blocker), pkgcheck scan of portage-overlay/",
+        (y) =>
+          y
+            .option('profile', { type: 'string', default: 'hn', describe: 'Gentoo profile whose generated configuration is checked' })
+            .option('portage', { type: 'string', describe: "portage source tree (run with python3); default: the installed emerge (a Gentoo host)" })
+            .option('repo', { type: 'string', describe: 'an ebuild repository to use instead of the synthetic one (emerge --info only)' })
+            .option('pkgcore', { type: 'string', describe: 'pkgcore source tree: run pkgcheck scan on portage-overlay/ (with --pkgcheck and --snakeoil trees)' })
+            .option('pkgcheck', { type: 'string', describe: 'pkgcheck source tree' })
+            .option('snakeoil', { type: 'string', describe: 'snakeoil source tree' })
+            .option('profiles-dir', { type: 'string', default: profilesDir, describe: 'directory holding the profiles' })
+            .option('json', { type: 'boolean', default: false, describe: 'print the result as JSON on stdout' })
+            .example('$0 check-gentoo --portage ~/src/portage', 'real portage from a checkout against profile hn'),
+        (argv) => checkGentooCommand(argv as never),
+      )
       .command(
         'boot-test',
         'Boot an image under qemu the way a server does (GRUB on EFI-BOOT, hn-root.img on hostpart) and wait for its userspace',

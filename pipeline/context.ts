@@ -16,6 +16,8 @@ export interface Facts {
   mirror: string;
   /** `Date:` of the mirror's InRelease for the suite (cache key input). */
   mirrorDate: string;
+  /** The pinned OpenPGP keys, fetched by fingerprint or read from --keyring (Gentoo). */
+  gentooKeys: { file?: string; keys: { fingerprint: string; role: string; expires: string; source: string }[]; unresolved?: string };
   /** The resolved, downloaded and verified stage3 (Gentoo). */
   gentooStage3: GentooStage3Info;
   /** Where the image's filesystem is mounted right now (paths.root while mounted). */
@@ -47,6 +49,7 @@ export type FactName = keyof Facts;
 export const FACTS: Readonly<Record<FactName, 'cached' | 'held'>> = {
   mirror: 'cached',
   mirrorDate: 'cached',
+  gentooKeys: 'cached',
   gentooStage3: 'cached',
   root: 'held',
   loopDevice: 'held',

@@ -24,7 +24,22 @@ const gentooSchema = z.strictObject({
   mirrors: z.array(z.string().url()).min(1).describe('distfiles mirrors, tried in order'),
   stage3: z.string().regex(/^(latest|\d{8}T\d{6}Z)$/).describe("'latest' or a pinned timestamp"),
   releaseKeyFingerprint: z.string().regex(/^[0-9A-F]{40}$/).describe('OpenPGP fingerprint the stage3 signature must match'),
-  keyring: z.string().optional().describe('path (relative to the repository) of the armored public key file'),
+  keyring: z
+    .string()
+    .optional()
+    .describe('air-gapped builders: armored file holding the pinned keys (relative to the repository; --keyring overrides); nothing is fetched then'),
+  keys: z
+    .strictObject({
+      sources: z.array(z.enum(['keyserver', 'wkd'])).default(['keyserver', 'wkd']).describe('where the pinned keys are fetched from, in order'),
+      keyserver: z.string().url().default('https://keys.gentoo.org').describe('HKP key server queried by fingerprint'),
+      wkd: z
+        .record(z.string().regex(/^[0-9A-F]{40}$/), z.string().regex(/^[^@\s]+@[^@\s]+$/))
+        .default({})
+        .describe('WKD address of each pinned fingerprint (a key without one is not looked up by WKD)'),
+      wkdBase: z.string().url().optional().describe('serve WKD lookups from this base instead of the address\'s domain (a mirror)'),
+    })
+    .default({ sources: ['keyserver', 'wkd'], keyserver: 'https://keys.gentoo.org', wkd: {} })
+    .describe('how the keys pinned by releaseKeyFingerprint and repository.snapshotKeyFingerprint are fetched at build time'),
   portageProfile: z.string().min(1),
   repository: z.strictObject({
     snapshot: z.string().regex(/^\d{8}$/).optional(),
@@ -38,7 +53,19 @@ const gentooSchema = z.strictObject({
   acceptKeywords: z.record(z.string(), z.array(z.string())),
   licenses: z.record(z.string(), z.array(z.string())),
   packages: z.array(z.string()),
+  networkPackages: z
+    .array(z.string())
+    .default(['net-fs/xtreemfs'])
+    .describe('packages whose build must reach the network (XtreemFS: Maven); package.env lifts network-sandbox for them only, on the build host'),
+  xtreemfsServices: z
+    .array(z.enum(['dir', 'mrc', 'osd', 'client']))
+    .default(['dir', 'mrc', 'osd'])
+    .describe('XtreemFS services a node runs (systemd units enabled in the image); client mounts the volume of /etc/xos/xtreemfs/mount.conf'),
   kernelConfigFragment: z.string().optional(),
+  kernelRequiredOptions: z
+    .string()
+    .optional()
+    .describe('file of CONFIG_X=y|m lines the final kernel config must have, or the build fails; default pipeline/gentoo/kernel/required.config'),
 });
 
 export const profileSchema = z.strictObject({

@@ -3,7 +3,7 @@
 // and always unwind what was acquired.
 
 import { mkdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { StageCache } from './cache.ts';
 import type { BuildContext } from './context.ts';
 import { checkFactOrder, checkProvided, cachedFacts } from './facts.ts';
@@ -48,6 +48,8 @@ export interface BuildOptions {
   store?: string;
   /** The key the image's store is signed with: its public half is baked into the image. */
   signingKey?: SigningKeyInput;
+  /** Gentoo, air-gapped: armored file with the pinned keys (--keyring); replaces gentoo.keyring. */
+  keyring?: string;
   /** "Now" for the default version (tests); the wall clock by default. */
   now?: Date;
   progress: ProgressMode;
@@ -107,7 +109,8 @@ export function build(opts: BuildOptions): Promise<BuildResult> {
 
 async function buildTagged(opts: BuildOptions): Promise<BuildResult> {
   if (opts.version !== undefined) checkVersion(opts.version); // a typo is one line before any work
-  const profile = await resolveProfile(opts.profilesDir ?? join(opts.repoDir, 'profiles'), opts.profile);
+  const resolved = await resolveProfile(opts.profilesDir ?? join(opts.repoDir, 'profiles'), opts.profile);
+  const profile = opts.keyring && resolved.gentoo ? { ...resolved, gentoo: { ...resolved.gentoo, keyring: resolve(opts.keyring) } } : resolved;
   const stages = opts.stages ?? stagesFor(profile.base);
   const names = stages.map((s) => s.name);
   for (const requested of [opts.from, opts.only]) {
@@ -215,6 +218,8 @@ async function buildTagged(opts: BuildOptions): Promise<BuildResult> {
 
     // 3. Dry run: print the plan and the cache decisions, run nothing.
     if (ctx.dryRun) {
+      // The compute stages ran: their plan says what they resolved (keys, stage3 URL).
+      for (const s of stages.filter((st) => st.kind === 'compute')) outcome(s.name).plan = s.plan?.(ctx) ?? [];
       work.forEach((s, i) => {
         const o = outcome(s.name);
         if (finishedInCache) o.status = 'cached';

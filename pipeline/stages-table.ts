@@ -15,6 +15,7 @@ import { inventory } from '../stages/inventory.ts';
 import { scrub } from '../stages/scrub.ts';
 import { seal } from '../stages/seal.ts';
 import { bootInitramfs } from '../stages/boot-initramfs.ts';
+import { gentooKeys } from '../stages/gentoo-keys.ts';
 import { gentooStage3 } from '../stages/gentoo-stage3.ts';
 import { gentooUnpack } from '../stages/gentoo-unpack.ts';
 import { gentooPortage } from '../stages/gentoo-portage.ts';
@@ -30,6 +31,7 @@ import { nodeTools } from '../stages/node-tools.ts';
 // (bootstrap / unpack, packages / emerge, ...); everything else is shared.
 export const STAGES: readonly StageDef[] = [
   debianMirror, //        debian: which mirror, its date
+  gentooKeys, //          gentoo: the pinned signing keys, by fingerprint
   gentooStage3, //        gentoo: resolve, download, verify the stage3
   imageCreate,
   imageMount,

@@ -1,7 +1,7 @@
-// gentoo-binds / gentoo-unbind: the host's distfiles and binary-package
-// caches and this repository's portage-overlay/ (read-only) bind-mounted into
-// the image while emerge and genkernel run, so a second build downloads
-// nothing. gentoo-unbind releases them before the scrub (which empties those
+// gentoo-binds / gentoo-unbind: the host's distfiles, binary-package and
+// binhost-download caches and this repository's portage-overlay/ (read-only)
+// bind-mounted into the image while emerge and genkernel run, so a second
+// build downloads nothing. gentoo-unbind releases them before the scrub (which empties those
 // directories and must never reach through to the host cache).
 
 import { mkdir } from 'node:fs/promises';
@@ -12,7 +12,7 @@ import type { Held } from '../pipeline/seam/resources.ts';
 import { imageFs } from '../pipeline/seam/image-fs.ts';
 import { mountOn } from '../pipeline/seam/system.ts';
 import type { StageDef } from '../pipeline/stage.ts';
-import { DISTDIR, OVERLAY_LOCATION, PKGDIR } from '../pipeline/gentoo/portage-config.ts';
+import { BINHOST_CACHE, DISTDIR, OVERLAY_LOCATION, PKGDIR } from '../pipeline/gentoo/portage-config.ts';
 import { gentooCachePaths } from '../pipeline/gentoo/stage3.ts';
 import { assembleOverlay, NODE_FILES } from '../pipeline/gentoo/overlay.ts';
 
@@ -26,6 +26,7 @@ export function gentooBindMounts(ctx: BuildContext) {
   return [
     { source: c.distfiles, image: DISTDIR, readOnly: false },
     { source: c.binpkgs, image: PKGDIR, readOnly: false },
+    { source: c.binhost, image: BINHOST_CACHE, readOnly: false },
     { source: c.genkernel, image: '/var/cache/genkernel', readOnly: false },
     { source: assembledOverlayDir(ctx), image: OVERLAY_LOCATION, readOnly: true },
   ];
@@ -39,7 +40,7 @@ export const gentooBinds: StageDef = {
   kind: 'attach',
   bases: ['gentoo'],
   needsRoot: true,
-  version: 1,
+  version: 2,
   commands: [cmd.mount, cmd.umount],
   plan: (ctx) => [
     `assemble ${assembledOverlayDir(ctx)} from portage-overlay/ and ${NODE_FILES.map((f) => f.source).join(', ')}`,

@@ -13,10 +13,11 @@ import { formatCommand } from '../pipeline/seam/command.ts';
 import type { StageDef, StageIO } from '../pipeline/stage.ts';
 import type { BuildContext } from '../pipeline/context.ts';
 import { IMAGE_WORK_DIR, gentooCmd, type GenkernelOptions } from '../pipeline/gentoo/commands.ts';
-import { gentooOf, gentooTmp, kernelFragmentFile } from '../pipeline/gentoo/context.ts';
+import { gentooOf, gentooTmp, kernelFragmentFile, kernelRequiredFile } from '../pipeline/gentoo/context.ts';
 import { gentooError } from '../pipeline/gentoo/errors.ts';
 import {
-  BOOT_MODULE_PATH, GENKERNEL_BASE_CONFIGS, GENKERNEL_LINUXRC, LINUXRC_ANCHOR, SHUTDOWN_PATH, checkKernelOptions, findKernelOutputs, mergeKernelConfig, patchLinuxrc,
+  BOOT_MODULE_PATH, GENKERNEL_BASE_CONFIGS, GENKERNEL_LINUXRC, LINUXRC_ANCHOR, SHUTDOWN_PATH, checkKernelOptions, findKernelOutputs, mergeKernelConfig, parseRequiredOptions,
+  patchLinuxrc, requiredWithFilesystems, type RequiredOption,
 } from '../pipeline/gentoo/kernel.ts';
 import { imageFs } from '../pipeline/seam/image-fs.ts';
 
@@ -79,6 +80,15 @@ async function stampIdentity(ctx: BuildContext, root: string, out: { kernel: str
   return id;
 }
 
+/** The options the final config must have: the profile's list plus its host-partition filesystems. */
+export async function requiredKernelOptions(ctx: BuildContext): Promise<RequiredOption[]> {
+  const file = kernelRequiredFile(ctx);
+  const text = await readFile(file, 'utf8').catch(() => {
+    throw gentooError('EGENTOO_PROFILE', `required kernel options ${file} are missing; fix gentoo.kernelRequiredOptions`);
+  });
+  return requiredWithFilesystems(parseRequiredOptions(text, file), ctx.profile.boot.hostpartFilesystems);
+}
+
 async function prepare(ctx: BuildContext, root: string, io: StageIO) {
   const image = imageFs(root);
   const linuxrc = patchLinuxrc(await readInRoot(root, GENKERNEL_LINUXRC, "genkernel's linuxrc"), { source: GENKERNEL_LINUXRC });
@@ -122,15 +132,16 @@ export const gentooKernel: StageDef = {
   kind: 'mutate',
   bases: ['gentoo'],
   needsRoot: true,
-  version: 1,
+  version: 2,
   checkpoint: true,
   commands: [gentooCmd.genkernel, bootCmd.touchTree, bootCmd.cpioCreate, bootCmd.gzip],
   inputs: (ctx) => ({ options: genkernelOptions(ctx), anchor: LINUXRC_ANCHOR }),
-  files: (ctx) => [kernelFragmentFile(ctx), ...Object.keys(overlayFiles(ctx))],
+  files: (ctx) => [kernelFragmentFile(ctx), kernelRequiredFile(ctx), ...Object.keys(overlayFiles(ctx))],
   plan: (ctx) => [
     `patch ${GENKERNEL_LINUXRC} before '${LINUXRC_ANCHOR}' -> ${IMAGE_WORK_DIR}/linuxrc (sources ${BOOT_MODULE_PATH})`,
     `kernel config: ${GENKERNEL_BASE_CONFIGS[0]} (or ${GENKERNEL_BASE_CONFIGS[1]}) + ${kernelFragmentFile(ctx)}`,
     formatCommand(gentooCmd.genkernel(ctx.paths.root, genkernelOptions(ctx))),
+    `check /etc/kernels/kernel-config-<KV>: every option of ${kernelRequiredFile(ctx)} (and boot.hostpartFilesystems) present, or fail`,
     'append /etc/hn-initramfs-id (hash of kernel + initramfs) to the initramfs; write /boot/hn-boot-id',
     'ln -s vmlinuz-<KV> /boot/kernel; ln -s initramfs-<KV>.img /boot/initramfs',
   ],
@@ -139,6 +150,7 @@ export const gentooKernel: StageDef = {
     const root = need(ctx, 'root');
     await mkdir(root, { recursive: true });
     io.progress('preparing linuxrc, overlay and kernel config');
+    const required = await requiredKernelOptions(ctx);
     const fragment = await prepare(ctx, root, io);
     io.progress('genkernel all (this takes a while)');
     await io.run(gentooCmd.genkernel(root, genkernelOptions(ctx)), {
@@ -150,14 +162,20 @@ export const gentooKernel: StageDef = {
     const out = await findKernelOutputs(root);
     const saved = await readInRoot(root, `/etc/kernels/kernel-config-${out.version}`, 'the config genkernel saved').catch(() => undefined);
     if (saved === undefined) {
-      io.log(`warning: /etc/kernels/kernel-config-${out.version} not found; kernel options not checked`);
-    } else {
-      const { wrong, absent } = checkKernelOptions(fragment, saved);
-      for (const a of absent) io.log(`warning: ${a} is unknown to kernel ${out.version} (or its dependencies are off)`);
-      if (wrong.length) {
-        throw gentooError('EGENTOO_KERNEL_CONFIG', `kernel ${out.version} lacks ${wrong.length} option(s) the fragment requires (first: ${wrong[0]}); fix the fragment's dependencies`, { details: wrong });
-      }
+      throw gentooError('EGENTOO_KERNEL_CONFIG', `/etc/kernels/kernel-config-${out.version} is missing, so the required kernel options cannot be checked; genkernel must run with --save-config`);
     }
+    const { wrong, absent, missing } = checkKernelOptions(fragment, saved, required);
+    for (const a of absent) io.log(`warning: ${a} is unknown to kernel ${out.version} (or its dependencies are off)`);
+    const failed = [...missing, ...wrong];
+    if (failed.length) {
+      for (const f of failed) io.log(`kernel option: ${f}`);
+      throw gentooError(
+        'EGENTOO_KERNEL_CONFIG',
+        `kernel ${out.version} lacks ${failed.length} option(s) after olddefconfig (first: ${failed[0]}); enable them and their dependencies in ${kernelFragmentFile(ctx)}`,
+        { details: failed },
+      );
+    }
+    io.log(`kernel ${out.version}: all ${required.length} required options present`);
     const id = await stampIdentity(ctx, root, out, io);
     io.log(`boot identity ${id}: appended to ${out.initramfs}, written to /boot/hn-boot-id`);
     await imageFs(root).symlink(out.kernel, '/boot/kernel');

@@ -24,7 +24,7 @@ export const gentooPortage: StageDef = {
   kind: 'mutate',
   bases: ['gentoo'],
   needsRoot: true,
-  version: 1,
+  version: 2,
   commands: [
     gentooCmd.gpgDearmor, gentooCmd.gpgvDetached, gentooCmd.xzDecompress, gentooCmd.tarExtract, // snapshot
     gentooCmd.gitFetchCommit, gentooCmd.gpgImport, gentooCmd.gitVerifyCommit, gentooCmd.copyTree, // pinned git commit
@@ -33,7 +33,7 @@ export const gentooPortage: StageDef = {
     const g = gentooOf(ctx);
     return { config: portageConfig(g), repository: g.repository, mirrors: g.mirrors };
   },
-  files: (ctx) => [keyringFile(ctx)].filter((f): f is string => Boolean(f)),
+  // The keys are pinned by fingerprint (in `repository`); a refreshed copy of the same key changes nothing here.
   plan(ctx) {
     const g = gentooOf(ctx);
     const root = ctx.paths.root;

@@ -20,6 +20,7 @@ export const SCRUB_REMOVE = [
   'var/cache/debconf/*-old',
   'var/cache/distfiles/*',
   'var/cache/binpkgs/*',
+  'var/cache/binhost/*',
   'var/log/portage/*',
   'var/lib/docker/*',
   'var/lib/containerd/*',
@@ -78,7 +79,7 @@ export const scrub: StageDef = {
   kind: 'mutate',
   bases: ['debian', 'gentoo'],
   needsRoot: true,
-  version: 2,
+  version: 3,
   inputs: () => ({ remove: SCRUB_REMOVE, truncate: SCRUB_TRUNCATE }),
   plan: () => [`remove ${SCRUB_REMOVE.length} path patterns, empty ${SCRUB_TRUNCATE.length} logs, empty /etc/machine-id`],
   async run(ctx, io) {

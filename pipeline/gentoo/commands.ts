@@ -77,6 +77,24 @@ export const gentooCmd = {
       12 * HOUR,
     )),
 
+  /**
+   * The whole plan of the same set without building anything: portage
+   * resolves the graph and reports every mask, keyword, USE, REQUIRED_USE,
+   * licence and blocker problem (exit 1), in seconds rather than hours in.
+   */
+  emergePretend: entry(cmd.chroot.programs, (root: string, atoms: string[]) =>
+    cmd.chroot(
+      root,
+      [
+        'emerge',
+        '--pretend', '--verbose', '--color=n', '--nospinner',
+        '--autounmask=y', '--autounmask-write=n', '--autounmask-continue=n',
+        '--update', '--deep', '--newuse', '--with-bdeps=y',
+        '@world', ...atoms,
+      ],
+      30 * MINUTE,
+    )),
+
   /** Rebuilds kernel and initramfs with the hnforge linuxrc and boot module. */
   genkernel: entry(cmd.chroot.programs, (root: string, o: GenkernelOptions) =>
     cmd.chroot(

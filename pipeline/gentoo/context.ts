@@ -6,6 +6,7 @@ import type { BuildContext } from '../context.ts';
 import type { Held } from '../seam/resources.ts';
 import { gentooError } from './errors.ts';
 import type { GentooProfile } from './portage-config.ts';
+import type { PinnedKey } from './keys.ts';
 
 export interface GentooStage3Info {
   url: string;
@@ -37,9 +38,33 @@ export function repoPath(ctx: BuildContext, p: string): string {
   return isAbsolute(p) ? p : join(ctx.repoDir, p);
 }
 
-export function keyringFile(ctx: BuildContext): string | undefined {
+/** The air-gapped key file the profile (or --keyring) names, if any. */
+export function profileKeyringFile(ctx: BuildContext): string | undefined {
   const k = ctx.profile.gentoo?.keyring;
   return k ? repoPath(ctx, k) : undefined;
+}
+
+/** The armored keyring the stages verify with: the pinned keys gentoo-keys resolved. */
+export function keyringFile(ctx: BuildContext): string | undefined {
+  return ctx.gentooKeys?.file ?? profileKeyringFile(ctx);
+}
+
+/** The keys a profile pins: the stage3 release key, and the snapshot key when a repository is pinned. */
+export function pinnedKeys(g: GentooProfile): PinnedKey[] {
+  const email = (f: string) => g.keys.wkd[f];
+  const out: PinnedKey[] = [{ fingerprint: g.releaseKeyFingerprint, role: 'stage3 release key', email: email(g.releaseKeyFingerprint) }];
+  if (g.repository.snapshot || g.repository.gitCommit) {
+    const f = g.repository.snapshotKeyFingerprint ?? GENTOO_SNAPSHOT_KEY;
+    out.push({ fingerprint: f, role: 'repository snapshot key', email: email(f) });
+  }
+  return out;
+}
+
+/** Options the final kernel config must have, when the profile names no list of its own. */
+export const DEFAULT_KERNEL_REQUIRED = 'pipeline/gentoo/kernel/required.config';
+
+export function kernelRequiredFile(ctx: BuildContext): string {
+  return repoPath(ctx, ctx.profile.gentoo?.kernelRequiredOptions ?? DEFAULT_KERNEL_REQUIRED);
 }
 
 export function kernelFragmentFile(ctx: BuildContext): string {

@@ -109,28 +109,91 @@ export function mergeKernelConfig(base: string, fragment: string): string {
   return `${base.replace(/\n*$/, '\n')}\n# ---- hnforge kernel fragment ----\n${fragment.replace(/\n*$/, '\n')}`;
 }
 
+/** An option the final kernel config must have: `y` built in, `m` a module or built in. */
+export interface RequiredOption {
+  option: string;
+  value: 'y' | 'm';
+  /** The "## " header above it in the list: what needs it. */
+  group: string;
+}
+
+/** The filesystem option each host-partition filesystem of the profile (boot.hostpartFilesystems) needs. */
+export const FILESYSTEM_OPTIONS: Record<'ext4' | 'btrfs', string> = { ext4: 'CONFIG_EXT4_FS', btrfs: 'CONFIG_BTRFS_FS' };
+
 /**
- * Compares the fragment with the final config. `wrong`: the kernel knows the
- * option but it is set otherwise (=y needs y; =m accepts m or y; "is not set"
- * needs n; strings and numbers must match). `absent`: the final config does
- * not mention the option at all (unknown to this kernel version, or its
- * dependencies are missing), reported as a warning.
+ * Reads the list of required options (pipeline/gentoo/kernel/required.config):
+ * `CONFIG_X=y|m` lines grouped under `## <what needs them>` headers. Anything
+ * else that is not blank or a `#` comment is an error, so a typo cannot drop
+ * a requirement silently.
  */
-export function checkKernelOptions(fragment: string, finalConfig: string): { wrong: string[]; absent: string[] } {
+export function parseRequiredOptions(text: string, source = 'required.config'): RequiredOption[] {
+  const out: RequiredOption[] = [];
+  let group = 'required';
+  text.split('\n').forEach((raw, i) => {
+    const line = raw.trim();
+    if (line.startsWith('## ')) {
+      group = line.slice(3).trim();
+      return;
+    }
+    if (line === '' || line.startsWith('#')) return;
+    const m = /^(CONFIG_[A-Z0-9_]+)=([ym])$/.exec(line);
+    if (!m) throw gentooError('EGENTOO_PROFILE', `${source}:${i + 1}: '${line}' is not CONFIG_<NAME>=y or =m`);
+    if (out.some((o) => o.option === m[1])) throw gentooError('EGENTOO_PROFILE', `${source}:${i + 1}: ${m[1]} is listed twice`);
+    out.push({ option: m[1]!, value: m[2] as 'y' | 'm', group });
+  });
+  return out;
+}
+
+/** The list plus the host-partition filesystems of the profile (as modules at least) that it does not name. */
+export function requiredWithFilesystems(list: RequiredOption[], filesystems: ReadonlyArray<'ext4' | 'btrfs'>): RequiredOption[] {
+  const extra = filesystems
+    .map((fs) => FILESYSTEM_OPTIONS[fs])
+    .filter((o) => !list.some((r) => r.option === o))
+    .map((option): RequiredOption => ({ option, value: 'm', group: 'host partition filesystems (profile boot.hostpartFilesystems)' }));
+  return [...list, ...extra];
+}
+
+const satisfies = (want: string, got: string): boolean =>
+  want === 'y' ? got === 'y' : want === 'm' ? got === 'm' || got === 'y' : want === 'n' ? got === 'n' : got === want;
+
+/**
+ * Compares the fragment and the required options with the final config.
+ * `wrong`: the kernel knows a fragment option but it is set otherwise (=y
+ * needs y; =m accepts m or y; "is not set" needs n; strings and numbers must
+ * match). `missing`: a required option is off or absent (each names what
+ * needs it). `absent`: a fragment option that is not required and that the
+ * final config does not mention at all (unknown to this kernel version),
+ * reported as a warning. A required option that fails is listed once, under
+ * `missing`.
+ */
+export function checkKernelOptions(
+  fragment: string,
+  finalConfig: string,
+  required: RequiredOption[] = [],
+): { wrong: string[]; absent: string[]; missing: string[] } {
   const want = parseKernelConfig(fragment);
   const have = parseKernelConfig(finalConfig);
+  const failed = new Set<string>();
   const wrong: string[] = [];
   const absent: string[] = [];
+  const missing: string[] = [];
+  for (const r of required) {
+    const got = have.get(r.option);
+    if (got === undefined || !satisfies(r.value, got)) {
+      failed.add(r.option);
+      missing.push(`${r.option}=${r.value} (${got === undefined ? 'absent' : got === 'n' ? 'not set' : `got ${got}`}; needed for ${r.group})`);
+    }
+  }
   for (const [key, value] of want) {
+    if (failed.has(key)) continue;
     const got = have.get(key);
     if (got === undefined) {
       if (value !== 'n') absent.push(`${key}=${value}`);
       continue;
     }
-    const ok = value === 'y' ? got === 'y' : value === 'm' ? got === 'm' || got === 'y' : value === 'n' ? got === 'n' : got === value;
-    if (!ok) wrong.push(`${key}=${value} (got ${got === 'n' ? 'not set' : got})`);
+    if (!satisfies(value, got)) wrong.push(`${key}=${value} (got ${got === 'n' ? 'not set' : got})`);
   }
-  return { wrong, absent };
+  return { wrong, absent, missing };
 }
 
 export interface KernelOutputs {

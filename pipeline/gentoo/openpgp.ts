@@ -78,12 +78,12 @@ export interface Keyring {
 /** Builds a throwaway binary keyring from an armored key file (the profile's keyring). */
 export async function makeKeyring(armoredKeyFile: string | undefined, tmpParent: string, runner: Runner = seamRunner): Promise<Keyring> {
   if (!armoredKeyFile) {
-    throw gentooError('EGENTOO_KEYRING', 'the profile names no gentoo.keyring; add the armored Gentoo release key file to the repository and name it there');
+    throw gentooError('EGENTOO_KEYRING', 'no keyring: the gentoo-keys stage resolved no keys (see its log); pass --keyring FILE on a builder without network access');
   }
   try {
     await access(armoredKeyFile);
   } catch {
-    throw gentooError('EGENTOO_KEYRING', `keyring file ${armoredKeyFile} is missing; restore it (Gentoo release keys: https://www.gentoo.org/downloads/signatures/)`);
+    throw gentooError('EGENTOO_KEYRING', `keyring file ${armoredKeyFile} is missing; rerun gentoo-keys, or fix --keyring (Gentoo release keys: https://www.gentoo.org/downloads/signatures/)`);
   }
   const dir = await mkdtemp(join(tmpParent, 'hnforge-gpg-'));
   const path = join(dir, 'keyring.gpg');

@@ -17,18 +17,30 @@ export const OVERLAY_NAME = 'hnforge';
 export const OVERLAY_LOCATION = '/var/db/repos/hnforge';
 export const DISTDIR = '/var/cache/distfiles';
 export const PKGDIR = '/var/cache/binpkgs';
+/**
+ * Where portage keeps what it downloads from a binhost. Since portage 3.0.77
+ * the default is /var/cache/binhost/<repo name> (not PKGDIR): the build binds
+ * the host's cache there and binrepos.conf names the location explicitly, so
+ * downloads are cached between builds and never stay in the image, whatever
+ * the portage version's default.
+ */
+export const BINHOST_CACHE = '/var/cache/binhost';
+export const BINHOST_NAME = 'gentoobinhost';
 export const BUILD_CONF = '/etc/portage/hnforge-build.conf';
 export const BINREPOS_CONF = '/etc/portage/binrepos.conf/gentoobinhost.conf';
 export const MAKE_CONF = '/etc/portage/make.conf';
+/** package.env entries lifting the network sandbox for gentoo.networkPackages (build host only). */
+export const NETWORK_ENV = '/etc/portage/env/hnforge-network.conf';
+export const PACKAGE_ENV = '/etc/portage/package.env/hnforge';
 export const BEGIN_BUILD_ONLY = '# >>> hnforge build-only (removed by the scrub)';
 export const END_BUILD_ONLY = '# <<< hnforge build-only';
 
 /** What the scrub removes from a Gentoo image (see also stripBuildOnlyBlock for make.conf). */
 export const BUILD_ONLY = {
-  files: [BUILD_CONF, BINREPOS_CONF],
+  files: [BUILD_CONF, BINREPOS_CONF, NETWORK_ENV, PACKAGE_ENV],
   directories: ['/var/tmp/hnforge'],
   /** Host caches bind-mounted during the build; their mount points stay, empty. */
-  emptiedDirectories: [DISTDIR, PKGDIR, '/var/log/portage'],
+  emptiedDirectories: [DISTDIR, PKGDIR, BINHOST_CACHE, '/var/log/portage'],
 } as const;
 
 export interface PortageConfig {
@@ -135,9 +147,10 @@ export function binreposConf(g: GentooProfile): string | undefined {
   if (!g.binhost.enabled) return undefined;
   return [
     HEADER('gentoo.binhost; build host only'),
-    '[gentoobinhost]',
+    `[${BINHOST_NAME}]`,
     'priority = 1',
     `sync-uri = ${g.binhost.url}`,
+    `location = ${BINHOST_CACHE}/${BINHOST_NAME}`,
     `verify-signature = ${g.binhost.requireSignature ? 'true' : 'false'}`,
     '',
   ].join('\n');
@@ -171,12 +184,23 @@ export function portageConfig(g: GentooProfile): PortageConfig {
     '/etc/portage/repos.conf/hnforge.conf': repos.overlay,
   };
   if (binrepos) files[BINREPOS_CONF] = binrepos;
+  const network = g.networkPackages;
+  if (network.length) {
+    for (const a of network) if (!ATOM.test(a)) throw gentooError('EGENTOO_PROFILE', `gentoo.networkPackages: '${a}' is not a package atom`);
+    files[NETWORK_ENV] = `${HEADER('gentoo.networkPackages; build host only')}FEATURES="-network-sandbox"\n`;
+    files[PACKAGE_ENV] = HEADER('gentoo.networkPackages; build host only') + network.map((a) => `${a} ${NETWORK_ENV.split('/').pop()}\n`).join('');
+  }
   return {
     files,
     remove: binrepos ? [] : [BINREPOS_CONF],
     symlinks: { '/etc/portage/make.profile': makeProfileTarget(g) },
-    buildOnly: [BUILD_CONF, ...(binrepos ? [BINREPOS_CONF] : [])],
+    buildOnly: [BUILD_CONF, ...(binrepos ? [BINREPOS_CONF] : []), ...(network.length ? [NETWORK_ENV, PACKAGE_ENV] : [])],
   };
+}
+
+/** The systemd units of the XtreemFS services the profile runs (gentoo.xtreemfsServices). */
+export function xtreemfsUnits(g: GentooProfile): string[] {
+  return g.xtreemfsServices.map((s) => `xtreemfs-${s}.service`);
 }
 
 /** Removes the build-only block from a make.conf text (for the scrub). */

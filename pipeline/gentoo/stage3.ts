@@ -57,6 +57,7 @@ export function gentooCachePaths(cacheDir: string) {
     snapshots: join(base, 'snapshots'),
     distfiles: join(base, 'distfiles'),
     binpkgs: join(base, 'binpkgs'),
+    binhost: join(base, 'binhost'),
     genkernel: join(base, 'genkernel'),
   };
 }

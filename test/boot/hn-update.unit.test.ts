@@ -12,6 +12,7 @@ import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HOSTPART_FILES, UPDATE_EXIT } from '../../pipeline/boot/contract.ts';
+import { promote } from '../../pipeline/publish/channel-ops.ts';
 import { publish } from '../../pipeline/publish/publish.ts';
 import { FileStore } from '../../pipeline/publish/store-file.ts';
 import { versionFiles } from '../../pipeline/publish/store.ts';
@@ -113,6 +114,8 @@ beforeAll(async () => {
     imageSha[version] = await sha256(image);
     await publish({ image, store, channel: 'nightly', signingKey: keys.key, lockWaitMs: 1000 });
   }
+  // A second channel whose head is an older version.
+  await promote({ store, profile: PROFILE, version: MID, from: 'nightly', to: 'stable', signingKey: keys.key, trust: { keyring: await readFile(keys.keyring), allowUnsigned: false }, lockWaitMs: 1000 });
 }, 180_000);
 
 afterAll(async () => {
@@ -148,6 +151,15 @@ describe.each(SHELLS)('hn-update under $name', ({ argv }) => {
     const current = await makeNode(`check-current-${argv.length}`, { running: NEWEST });
     const c = await runUpdate(argv, current, ['--check', '--json']);
     expect([c.code, c.json?.state]).toEqual([UPDATE_EXIT.upToDate, 'up-to-date']);
+  });
+
+  it('--channel and --store override the configuration', async () => {
+    const node = await makeNode(`channel-${argv.length}`, { store: '/nonexistent/store' });
+    const r = await runUpdate(argv, node, ['--check', '--json', '--channel', 'stable', '--store', `file://${storeDir}`]);
+    expect([r.code, r.json?.channel, r.json?.newest], r.stderr).toEqual([0, 'stable', MID]);
+    const missing = await runUpdate(argv, node, ['--check', '--channel', 'testing', '--store', storeDir]);
+    expect(missing.code).toBe(UPDATE_EXIT.store);
+    expect(missing.stderr).toMatch(/cannot read .*hn-test\/testing\/SHA256SUMS/);
   });
 
   it('never stages a version older than (or the same as) the running one', async () => {

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdir, readFile, readdir, readlink, rm, symlink, writeFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
+import { NODE_FILES } from '../../pipeline/node-files.ts';
 import { build } from '../../pipeline/runner.ts';
 import { ResourceStack } from '../../pipeline/seam/resources.ts';
 import { attachLoop, mountOn } from '../../pipeline/seam/system.ts';
@@ -106,6 +107,16 @@ describe.skipIf(!IS_ROOT)('[contract][root] Gentoo build through the engine, loo
         expect((await readFile(join(log, 'emerge-0.args'), 'utf8')).trim().split(' ')).toEqual(expect.arrayContaining(['@world', 'net-fs/xtreemfs', 'sys-apps/hnforge-node']));
         expect(await readFile(join(log, 'linuxrc.used'), 'utf8')).toContain('. /lib/hn-boot.sh');
         expect(await readdir(join(mnt, 'var/db/pkg/net-fs'))).toEqual(['xtreemfs-1.0']);
+        // The node package installed exactly what node-files.list names (stand-in emerge honouring the list),
+        // with its modes; node-tools enabled the units.
+        for (const f of NODE_FILES) {
+          const st = await stat(join(mnt, f.target));
+          expect(st.mode & 0o7777, f.target).toBe(f.mode);
+          expect(await readFile(join(mnt, f.target)), f.target).toEqual(await readFile(join(REPO, f.source)));
+        }
+        for (const f of NODE_FILES.filter((x) => x.wantedBy)) {
+          expect(await readlink(join(mnt, `etc/systemd/system/${f.wantedBy}.wants`, f.target.split('/').pop()!))).toBe(f.target);
+        }
         expect(await readFile(join(mnt, 'var/db/repos/gentoo/profiles/repo_name'), 'utf8')).toBe('gentoo\n');
         // Build-only settings and caches are not in the published image.
         expect(await readFile(join(mnt, 'etc/portage/make.conf'), 'utf8')).not.toContain('hnforge-build.conf');

@@ -133,13 +133,27 @@ export const FAKE_BASE_KERNEL_CONFIG = ['CONFIG_64BIT=y', 'CONFIG_EXT4_FS=m', '#
 const EMERGE_STANDIN = `#!/bin/sh
 # hnforge test stand-in for emerge: records how it was called, creates /var/db/pkg entries.
 mkdir -p /var/log/hnforge-standin
-n=$(ls /var/log/hnforge-standin | grep -c '^emerge-' )
-echo "$@" > /var/log/hnforge-standin/emerge-$n.args
-env | sort > /var/log/hnforge-standin/emerge-$n.env
 for f in /etc/portage/make.conf /etc/portage/hnforge-build.conf /etc/portage/package.use/hnforge /etc/portage/repos.conf/gentoo.conf /etc/portage/repos.conf/hnforge.conf; do
   [ -r "$f" ] || { echo "emerge stand-in: $f missing" >&2; exit 3; }
 done
 [ -r /var/db/repos/hnforge/profiles/repo_name ] || { echo "emerge stand-in: overlay not mounted" >&2; exit 4; }
+case " $* " in
+  *" --pretend "*)
+    # The fail-fast run: record it, plan every atom, report masked/* and keyword/* as portage words it.
+    echo "$@" > /var/log/hnforge-standin/pretend.args
+    bad=0
+    for a in "$@"; do case "$a" in
+      -*|@*) ;;
+      masked/*) printf '\n!!! All ebuilds that could satisfy "%s" have been masked.\n!!! One of the following masked packages is required to complete your request:\n- %s-1.0::gentoo (masked by: package.mask)\n\n' "$a" "$a"; bad=1 ;;
+      keyword/*) printf '\nThe following keyword changes are necessary to proceed:\n (see "package.accept_keywords" in the portage(5) man page for more details)\n# required by %s (argument)\n=%s-1.0 ~amd64\n\n' "$a" "$a"; bad=1 ;;
+      *) echo "[ebuild  N     ] \${a}-1.0::gentoo  0 KiB" ;;
+    esac; done
+    exit $bad ;;
+esac
+n=$(ls /var/log/hnforge-standin | grep -c '^emerge-' )
+echo "$@" > /var/log/hnforge-standin/emerge-$n.args
+env | sort > /var/log/hnforge-standin/emerge-$n.env
+binloc=$(sed -n 's/^location = //p' /etc/portage/binrepos.conf/gentoobinhost.conf 2>/dev/null)
 atoms=""
 for a in "$@"; do case "$a" in -*|@*) ;; *) atoms="$atoms $a" ;; esac; done
 total=$(echo $atoms | wc -w)
@@ -152,7 +166,21 @@ for a in $atoms; do
   echo ">>> Emerging (\${i} of \${total}) \${a}-1.0::gentoo"
   mkdir -p "/var/db/pkg/\${a}-1.0"
   echo "\${a}-1.0" > "/var/db/pkg/\${a}-1.0/PF"
+  # sys-apps/hnforge-node as its ebuild installs it: every line of files/node-files.list
+  # ("<mode> <target> <file>") from the overlay's files/, nothing the list does not name.
+  if [ "$a" = sys-apps/hnforge-node ]; then
+    d=/var/db/repos/hnforge/sys-apps/hnforge-node/files
+    [ -r "$d/node-files.list" ] || { echo "emerge stand-in: $d/node-files.list missing" >&2; exit 5; }
+    while read -r mode target file; do
+      [ -n "$file" ] || continue
+      mkdir -p "\${target%/*}" && cp "$d/$file" "$target" && chmod "$mode" "$target" || exit 6
+    done < "$d/node-files.list"
+  fi
+  # What the real net-fs/xtreemfs installs that hnforge acts on: its units.
+  if [ "$a" = net-fs/xtreemfs ]; then mkdir -p /usr/lib/systemd/system; for u in dir mrc osd client; do echo '[Unit]' > /usr/lib/systemd/system/xtreemfs-$u.service; done; fi
   echo "fetched for \${a}" > "/var/cache/distfiles/$(echo "$a" | tr / _)-1.0.tar.gz"
+  # A binary package goes where binrepos.conf says (portage >= 3.0.77 would otherwise use /var/cache/binhost/<repo>).
+  if [ -n "$binloc" ]; then mkdir -p "$binloc/\${a%%/*}"; echo "gpkg for \${a}" > "$binloc/\${a}-1.0-1.gpkg.tar"; fi
   echo ">>> Installing (\${i} of \${total}) \${a}-1.0::gentoo"
 done
 echo ">>> Auto-cleaning packages..."
@@ -193,7 +221,7 @@ echo "$@" > /var/log/hnforge-standin/getuto.args
 touch /etc/portage/gnupg/pubring.kbx
 `;
 
-const APPLETS = ['sh', 'mkdir', 'ls', 'grep', 'wc', 'tr', 'env', 'sort', 'cat', 'cp', 'echo', 'touch', 'rm', 'ln'];
+const APPLETS = ['sh', 'mkdir', 'ls', 'grep', 'wc', 'tr', 'env', 'sort', 'cat', 'cp', 'echo', 'touch', 'rm', 'ln', 'sed', 'printf', 'chmod'];
 
 /** Entries of a small stage3: busybox-based, with the stand-ins and the files hnforge expects. */
 export function stage3Entries(extra: TarEntry[] = []): TarEntry[] {

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { run } from '../../pipeline/seam/run.ts';
 import { hashBuffer, localEntries, parseManifest } from '../../pipeline/gentoo/manifest.ts';
 import { assembleOverlay, NODE_PACKAGE } from '../../pipeline/gentoo/overlay.ts';
+import { NODE_FILES, isUnit } from '../../pipeline/node-files.ts';
 import { REPO, tempDir } from './fixtures.ts';
 
 const OVERLAY = join(REPO, 'portage-overlay');
@@ -17,11 +18,9 @@ const OVERLAY = join(REPO, 'portage-overlay');
 /**
  * DIST entries that cannot be computed on the machines this project is built
  * on (no access to GitHub): see portage-overlay/README.md. This list is pinned
- * so it can only shrink.
+ * so it can only shrink. (XtreemFS is pinned by git commit: no distfile.)
  */
-const KNOWN_MISSING_DIST: Record<string, string[]> = {
-  'net-fs/xtreemfs': ['xtreemfs-1.5.1-maven-repository.tar.xz', 'xtreemfs-1.5.1.tar.gz'],
-};
+const KNOWN_MISSING_DIST: Record<string, string[]> = {};
 
 /** USE flags described in Gentoo's profiles/use.desc (global), which need no metadata.xml entry. */
 const GLOBAL_FLAGS = new Set(['split-usr', 'test', 'doc', 'systemd']);
@@ -169,6 +168,29 @@ describe('portage-overlay', () => {
     expect(missing).toEqual(KNOWN_MISSING_DIST);
   });
 
+  it('XtreemFS: pinned upstream commit through git-r3, our Boost 1.87 patch applied, units for DIR, MRC, OSD and the client mount', async () => {
+    const dir = join(OVERLAY, 'net-fs/xtreemfs');
+    const ebuilds = (await readdir(dir)).filter((f) => f.endsWith('.ebuild'));
+    expect(ebuilds).toEqual(['xtreemfs-1.6.0_pre20241007.ebuild']);
+    const text = await readFile(join(dir, ebuilds[0]!), 'utf8');
+    expect(variable(text, 'EGIT_COMMIT')).toMatch(/^[0-9a-f]{40}$/);
+    expect(text).toMatch(/^inherit .*\bgit-r3\b/m);
+    expect(variable(text, 'SRC_URI')).toBeUndefined();
+    expect(text).toContain('"${FILESDIR}"/${PN}-1.6.0-boost-1.87.patch');
+    const patch = await readFile(join(dir, 'files/xtreemfs-1.6.0-boost-1.87.patch'), 'utf8');
+    expect(patch).toMatch(/^\+\+\+ b\/cpp\/src\/rpc\/client_connection\.cpp$/m);
+    // Upstream's CMakeLists.txt replaced CMAKE_CXX_FLAGS (portage's CXXFLAGS and the ebuild's -DBOOST_ASIO_NO_DEPRECATED lost).
+    expect(patch).toContain('+  set(CMAKE_CXX_FLAGS "${CMAKE_CXX_FLAGS} -Wall -Wno-unused-function -Wno-sign-compare -pthread")');
+    expect(text).toContain('append-cxxflags -DBOOST_ASIO_NO_DEPRECATED');
+    // Nothing the patch adds uses what Boost 1.87 removed.
+    const added = patch.split('\n').filter((l) => l.startsWith('+') && !l.startsWith('+++') && !/^\+\s*\/\//.test(l)).join('\n');
+    expect(added).not.toMatch(/io_service|resolver::query|resolver::iterator|\.post\(/);
+    expect(text).toMatch(/systemd_dounit "\$\{FILESDIR\}"\/xtreemfs-\{dir,mrc,osd\}\.service/);
+    expect(text).toContain('systemd_dounit "${FILESDIR}"/xtreemfs-client.service');
+    expect(text).toMatch(/has network-sandbox \$\{FEATURES\}/);
+    for (const unit of ['dir', 'mrc', 'osd', 'client']) expect((await readdir(join(dir, 'files')))).toContain(`xtreemfs-${unit}.service`);
+  });
+
   it('reads distfile names from SRC_URI like portage does', () => {
     expect(distfiles('fetch+https://x/a/${PV}.tar.gz -> ${P}.tar.gz server? ( ${P}-m2.tar.xz ) https://y/z-1.zip', { P: 'p-1', PV: '1' })).toEqual(['p-1-m2.tar.xz', 'p-1.tar.gz', 'z-1.zip']);
   });
@@ -184,6 +206,40 @@ describe('portage-overlay', () => {
       expect(manifest.find((m) => m.type === 'AUX' && m.name === 'hn-boot.sh')).toEqual({ type: 'AUX', name: 'hn-boot.sh', size: body.length, hashes: hashBuffer(body) });
       // The repository's own overlay is untouched.
       expect(await readdir(join(OVERLAY, NODE_PACKAGE))).not.toContain('files');
+    } finally {
+      await rm(dest, { recursive: true, force: true });
+    }
+  });
+
+  it("the node package's src_install, run by bash with the ebuild helpers recorded, installs every line of node-files.list (units with systemd_dounit) and the Manifest covers the list", async () => {
+    const dest = await tempDir('hnforge-overlay-');
+    try {
+      await assembleOverlay(REPO, dest);
+      const pkg = join(dest, NODE_PACKAGE);
+      const ebuild = join(pkg, 'hnforge-node-0.1.0.ebuild');
+      const helpers = [
+        'inherit() { :; }',
+        'insinto() { echo "insinto $*"; }',
+        'insopts() { echo "insopts $*"; }',
+        'newins() { echo "newins $*"; }',
+        'systemd_dounit() { echo "systemd_dounit $*"; }',
+        'die() { echo "die $*"; exit 1; }',
+      ].join('\n');
+      const { stdout } = await run(
+        { file: 'bash', args: ['-c', `set -e\n${helpers}\nsource "$1"\nFILESDIR="$2"\nsrc_install`, 'src_install', ebuild, join(pkg, 'files')] },
+        { capture: true },
+      );
+      const expected = NODE_FILES.flatMap((f) => {
+        const name = f.source.split('/').pop()!;
+        return isUnit(f)
+          ? [`systemd_dounit ${join(pkg, 'files', name)}`]
+          : [`insinto ${f.target.slice(0, f.target.lastIndexOf('/'))}`, `insopts -m${f.mode.toString(8).padStart(4, '0')}`, `newins ${join(pkg, 'files', name)} ${f.target.split('/').pop()}`];
+      });
+      expect(stdout.trim().split('\n')).toEqual(expected);
+      const manifest = parseManifest(await readFile(join(pkg, 'Manifest'), 'utf8'));
+      for (const f of [...NODE_FILES.map((x) => x.source.split('/').pop()!), 'node-files.list']) {
+        expect(manifest.some((m) => m.type === 'AUX' && m.name === f), f).toBe(true);
+      }
     } finally {
       await rm(dest, { recursive: true, force: true });
     }

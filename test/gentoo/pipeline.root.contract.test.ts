@@ -146,6 +146,7 @@ describe.skipIf(!IS_ROOT)('[contract][root] Gentoo stages end to end on a synthe
       await h.run(gentooEmerge);
       const log = join(root, 'var/log/hnforge-standin');
       expect(await readFile(join(log, 'getuto.args'), 'utf8')).toBe('\n');
+      expect((await readFile(join(log, 'pretend.args'), 'utf8')).trim().split(' ')).toEqual(expect.arrayContaining(['--pretend', '@world', 'app-containers/lxc', 'net-misc/openssh']));
       const args = (await readFile(join(log, 'emerge-0.args'), 'utf8')).trim().split(' ');
       expect(args).toEqual(expect.arrayContaining(['--ask=n', '--update', '--deep', '--newuse', '@world', 'app-containers/lxc', 'net-misc/openssh']));
       const env = await readFile(join(log, 'emerge-0.env'), 'utf8');
@@ -183,6 +184,9 @@ describe.skipIf(!IS_ROOT)('[contract][root] Gentoo stages end to end on a synthe
       // What emerge fetched went to the host cache, not into the image.
       expect(await readdir(join(h.ctx.cacheDir, 'gentoo/distfiles'))).toContain('app-containers_lxc-1.0.tar.gz');
       expect(await readdir(join(root, 'var/cache/distfiles'))).toEqual([]);
+      // Binary packages from the binhost: at binrepos.conf's location, which is the host's cache.
+      expect(await readFile(join(h.ctx.cacheDir, 'gentoo/binhost/gentoobinhost/app-containers/lxc-1.0-1.gpkg.tar'), 'utf8')).toBe('gpkg for app-containers/lxc\n');
+      expect(await readdir(join(root, 'var/cache/binhost'))).toEqual([]);
       expect(await readdir(join(root, 'var/db/repos/hnforge'))).toEqual([]);
 
       await h.run(gentooScrub);
@@ -219,6 +223,53 @@ describe.skipIf(!IS_ROOT)('[contract][root] Gentoo stages end to end on a synthe
     expect((err as HnError).message).toBe('emerge failed building fail/compile-1.0 (compile phase); its build log is named in the stage log');
     expect(h.progress).toContain('package 5 of 6: fail/compile-1.0');
     expect(await mountsUnder(h.ctx.root!)).toEqual([]);
+  });
+
+  it('fails fast before the long emerge: every problem of emerge --pretend in one EGENTOO_RESOLVE, nothing emerged', async () => {
+    await publishStage3(mirrorRoot, key);
+    const base = await tempDir('hnforge-gentoo-resolvefail-');
+    dirs.push(base);
+    const h = await harness(testProfile(mirror.url, key, ['masked/thing', 'keyword/other']), base);
+    let err: unknown;
+    try {
+      for (const s of [gentooStage3, gentooUnpack, gentooPortage, chrootEnter, gentooBinds]) await h.run(s);
+      await h.run(gentooEmerge).catch((e) => (err = e));
+      const log = join(h.ctx.root!, 'var/log/hnforge-standin');
+      expect(await readFile(join(log, 'pretend.args'), 'utf8')).toMatch(/^--pretend .*@world app-containers\/lxc .*masked\/thing keyword\/other/);
+      expect(await readdir(log)).not.toContain('emerge-0.args');
+    } finally {
+      await h.ctx.stack.unwind();
+    }
+    expect(err).toBeInstanceOf(HnError);
+    expect((err as HnError).code).toBe('EGENTOO_RESOLVE');
+    expect((err as HnError).message).toBe(
+      'emerge --pretend found 2 problem(s) (1 mask, 1 keyword); change gentoo.packages, gentoo.acceptKeywords in the profile (each listed below and in the stage log)',
+    );
+    expect((err as HnError).details).toEqual([
+      'mask: masked/thing-1.0::gentoo masked by: package.mask -> gentoo.packages (pin a version that is not masked; hnforge writes no package.unmask)',
+      'keyword: =keyword/other-1.0 ~amd64 -> gentoo.acceptKeywords',
+    ]);
+  });
+
+  it('enables the XtreemFS services gentoo.xtreemfsServices names (default DIR, MRC, OSD), not the others', async () => {
+    await publishStage3(mirrorRoot, key);
+    const base = await tempDir('hnforge-gentoo-xtreemfs-');
+    dirs.push(base);
+    const h = await harness(testProfile(mirror.url, key, ['net-fs/xtreemfs']), base);
+    try {
+      for (const s of [gentooStage3, gentooUnpack, gentooPortage, chrootEnter, gentooBinds, gentooEmerge]) await h.run(s);
+      const wants = join(h.ctx.root!, 'etc/systemd/system/multi-user.target.wants');
+      expect((await readdir(wants)).sort()).toEqual(['xtreemfs-dir.service', 'xtreemfs-mrc.service', 'xtreemfs-osd.service']);
+      expect(await readlink(join(wants, 'xtreemfs-osd.service'))).toBe('/usr/lib/systemd/system/xtreemfs-osd.service');
+      // The build host's package.env lifted the network sandbox for XtreemFS only (Maven), and the scrub drops it.
+      expect(await readFile(join(h.ctx.root!, 'etc/portage/package.env/hnforge'), 'utf8')).toMatch(/^net-fs\/xtreemfs hnforge-network\.conf$/m);
+      await h.run(gentooUnbind);
+      await h.run(gentooScrub);
+      await expect(stat(join(h.ctx.root!, 'etc/portage/package.env/hnforge'))).rejects.toThrow();
+      await expect(stat(join(h.ctx.root!, 'etc/portage/env/hnforge-network.conf'))).rejects.toThrow();
+    } finally {
+      await h.ctx.stack.unwind();
+    }
   });
 
   async function failingKernel(extra: Parameters<typeof stage3Entries>[0], withChroot: boolean): Promise<{ code: string; message: string; root: string }> {
@@ -263,7 +314,24 @@ describe.skipIf(!IS_ROOT)('[contract][root] Gentoo stages end to end on a synthe
     ].join('\n');
     const r = await failingKernel([{ name: './usr/bin/genkernel', content: dropping, mode: 0o755 }], true);
     expect(r.code).toBe('EGENTOO_KERNEL_CONFIG');
-    expect(r.message).toContain('CONFIG_BLK_DEV_LOOP=y (got not set)');
+    expect(r.message).toContain('CONFIG_BLK_DEV_LOOP=y (not set; needed for the loop-mounted image)');
+    await expect(lstat(join(r.root, 'boot/kernel'))).rejects.toThrow();
+  });
+
+  it('stops with EGENTOO_KERNEL_CONFIG (not a warning) when olddefconfig dropped the virtio drivers with their menu', async () => {
+    // A genkernel whose base config turned the virtio menu off: the drivers vanish from the saved config.
+    const dropping = [
+      '#!/bin/sh',
+      'for a in "$@"; do case "$a" in --kernel-config=*) cfg="${a#*=}" ;; esac; done',
+      'mkdir -p /boot /etc/kernels',
+      `echo k > /boot/vmlinuz-${KV}; echo i > /boot/initramfs-${KV}.img`,
+      `grep -v '^CONFIG_VIRTIO' "$cfg" > /etc/kernels/kernel-config-${KV}`,
+      `echo '# CONFIG_VIRTIO_MENU is not set' >> /etc/kernels/kernel-config-${KV}`,
+      '',
+    ].join('\n');
+    const r = await failingKernel([{ name: './usr/bin/genkernel', content: dropping, mode: 0o755 }], true);
+    expect(r.code).toBe('EGENTOO_KERNEL_CONFIG');
+    expect(r.message).toMatch(/lacks 4 option\(s\) after olddefconfig \(first: CONFIG_VIRTIO_MENU=y \(not set; needed for virtio/);
     await expect(lstat(join(r.root, 'boot/kernel'))).rejects.toThrow();
   });
 

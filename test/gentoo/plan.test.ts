@@ -52,9 +52,21 @@ describe('gentoo-base profile and dry-run plans', () => {
     expect(plan).toContain("'--xattrs-include=*.*' --numeric-owner");
   });
 
+  it('the key plan fetches each pinned key by fingerprint (key server, then WKD) unless --keyring names a file', async () => {
+    const { gentooKeys } = await import('../../stages/gentoo-keys.ts');
+    const c = await ctx();
+    const plan = gentooKeys.plan!(c).join('\n');
+    expect(plan).toContain('GET https://keys.gentoo.org/pks/lookup?op=get&options=mr&search=0x13EBBDBEDE7A12775DFDB1BABB572E0E2D182910');
+    expect(plan).toContain('GET https://keys.gentoo.org/pks/lookup?op=get&options=mr&search=0xDCD05B71EAB94199527F44ACDB6B8C1F96D8BF6D');
+    expect(plan).toMatch(/0x13EB[\s\S]*openpgpkey\.gentoo\.org\/\.well-known\/openpgpkey\/gentoo\.org\/hu\/\w{32}\?l=releng/);
+    const airGapped = { ...c, profile: { ...c.profile, gentoo: { ...c.profile.gentoo!, keyring: '/media/keys.asc' } } };
+    expect(gentooKeys.plan!(airGapped).join('\n')).not.toContain('GET ');
+    expect(gentooKeys.plan!(airGapped)[0]).toContain('from /media/keys.asc (air-gapped; nothing fetched)');
+  });
+
   it('the emerge key covers the overlay and the node package sources', () => {
     const files = overlayInputFiles(REPO);
-    expect(files).toContain(join(REPO, 'portage-overlay/net-fs/xtreemfs/xtreemfs-1.5.1.ebuild'));
+    expect(files).toContain(join(REPO, 'portage-overlay/net-fs/xtreemfs/xtreemfs-1.6.0_pre20241007.ebuild'));
     expect(files).toContain(join(REPO, 'boot/hn-boot.sh'));
   });
 
@@ -66,13 +78,14 @@ describe('gentoo-base profile and dry-run plans', () => {
   it('the stage table orders the Gentoo stages as they need', () => {
     const names = stagesFor('gentoo').map((s) => s.name);
     const at = (n: string) => names.indexOf(n);
-    expect(at('gentoo-stage3')).toBe(0);
+    expect(at('gentoo-keys')).toBe(0);
+    expect(at('gentoo-stage3')).toBe(1);
     expect(at('gentoo-unpack')).toBe(at('image-mount') + 1);
     expect(at('gentoo-binds')).toBe(at('chroot-enter') + 1);
     expect(at('gentoo-kernel')).toBeLessThan(at('layout'));
     expect(at('gentoo-scrub')).toBe(at('scrub') - 1);
     expect(at('gentoo-portage')).toBeLessThan(at('chroot-enter'));
-    expect(names.filter((n) => n.startsWith('gentoo-'))).toHaveLength(8);
+    expect(names.filter((n) => n.startsWith('gentoo-'))).toHaveLength(9);
     expect(at('gentoo-unbind')).toBeLessThan(at('gentoo-scrub'));
     expect(at('chroot-leave')).toBeGreaterThan(at('scrub'));
   });

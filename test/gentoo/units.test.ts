@@ -5,7 +5,7 @@ import { parseDigests, parseStage3Index, requireDigests, resolveStage3, stage3Ur
 import { checkStatus, parseGpgStatus } from '../../pipeline/gentoo/openpgp.ts';
 import { checkHeader } from '../../pipeline/gentoo/tarscan.ts';
 import { buildOnlyConf, emergeAtoms, makeConf, portageConfig, stripBuildOnlyBlock, BEGIN_BUILD_ONLY, type GentooProfile } from '../../pipeline/gentoo/portage-config.ts';
-import { patchLinuxrc, checkKernelOptions, mergeKernelConfig, HOOK_BEGIN, LINUXRC_ANCHOR } from '../../pipeline/gentoo/kernel.ts';
+import { patchLinuxrc, checkKernelOptions, mergeKernelConfig, parseRequiredOptions, requiredWithFilesystems, HOOK_BEGIN, LINUXRC_ANCHOR } from '../../pipeline/gentoo/kernel.ts';
 import { parseEmergeLine, EmergeTracker, explainEmergeFailure } from '../../pipeline/gentoo/emerge.ts';
 import { gentooCmd } from '../../pipeline/gentoo/commands.ts';
 
@@ -24,6 +24,7 @@ export const gentooProfile = (over: Partial<GentooProfile> = {}): GentooProfile 
   stage3: 'latest',
   releaseKeyFingerprint: '13EBBDBEDE7A12775DFDB1BABB572E0E2D182910',
   keyring: 'keys/gentoo-release.asc',
+  keys: { sources: ['keyserver', 'wkd'], keyserver: 'https://keys.gentoo.org', wkd: {} },
   portageProfile: 'default/linux/amd64/23.0/systemd',
   repository: { snapshot: '20260501' },
   binhost: { enabled: true, url: 'https://distfiles.gentoo.org/releases/amd64/binpackages/23.0/x86-64/', requireSignature: true },
@@ -33,6 +34,8 @@ export const gentooProfile = (over: Partial<GentooProfile> = {}): GentooProfile 
   acceptKeywords: { 'app-containers/docker': ['~amd64'] },
   licenses: { 'sys-kernel/linux-firmware': ['linux-fw-redistributable'] },
   packages: ['app-containers/lxc', 'app-emulation/qemu'],
+  networkPackages: [],
+  xtreemfsServices: ['dir', 'mrc', 'osd'],
   ...over,
 });
 
@@ -155,10 +158,25 @@ describe('portage configuration', () => {
     expect(build).toContain('FEATURES="${FEATURES} parallel-fetch getbinpkg binpkg-request-signature"');
     expect(build).toContain('DISTDIR="/var/cache/distfiles"');
     expect(c.files['/etc/portage/binrepos.conf/gentoobinhost.conf']).toContain('verify-signature = true');
+    // portage >= 3.0.77 downloads to /var/cache/binhost/<repo> by default; named explicitly, bound to the host cache, scrubbed.
+    expect(c.files['/etc/portage/binrepos.conf/gentoobinhost.conf']).toMatch(/^\[gentoobinhost\]$[\s\S]*^location = \/var\/cache\/binhost\/gentoobinhost$/m);
     expect(c.files['/etc/portage/repos.conf/gentoo.conf']).toMatch(/snapshot gentoo-20260501[\s\S]*auto-sync = no/);
     expect(c.files['/etc/portage/repos.conf/hnforge.conf']).toContain('location = /var/db/repos/hnforge');
     expect(c.files['/etc/portage/package.use/hnforge']).toContain('app-emulation/libvirt qemu lxc virt-network');
     expect(c.files['/etc/portage/package.accept_keywords/hnforge']).toContain('app-containers/docker ~amd64');
+  });
+  it('binds a host cache at every place portage downloads to, binhost included, and the scrub empties them', async () => {
+    const { gentooBindMounts } = await import('../../stages/gentoo-binds.ts');
+    const { SCRUB_REMOVE } = await import('../../stages/scrub.ts');
+    const { BUILD_ONLY } = await import('../../pipeline/gentoo/portage-config.ts');
+    const binds = gentooBindMounts({ cacheDir: '/cache', paths: { gentooWork: '/w' } } as never);
+    expect(binds.filter((b) => !b.readOnly).map((b) => [b.image, b.source])).toEqual([
+      ['/var/cache/distfiles', '/cache/gentoo/distfiles'],
+      ['/var/cache/binpkgs', '/cache/gentoo/binpkgs'],
+      ['/var/cache/binhost', '/cache/gentoo/binhost'],
+      ['/var/cache/genkernel', '/cache/gentoo/genkernel'],
+    ]);
+    for (const d of BUILD_ONLY.emptiedDirectories) expect(SCRUB_REMOVE, d).toContain(`${d.slice(1)}/*`);
   });
   it('scrub strips the build-only block and nothing else', () => {
     const make = makeConf(gentooProfile());
@@ -166,6 +184,14 @@ describe('portage configuration', () => {
     expect(stripped).not.toContain('hnforge-build.conf');
     expect(stripped).not.toContain(BEGIN_BUILD_ONLY);
     expect(stripped).toContain('COMMON_FLAGS="-O2 -pipe"');
+  });
+  it('lifts the network sandbox for gentoo.networkPackages only, through build-only package.env files', () => {
+    const c = portageConfig(gentooProfile({ networkPackages: ['net-fs/xtreemfs'] }));
+    expect(c.files['/etc/portage/env/hnforge-network.conf']).toMatch(/^FEATURES="-network-sandbox"$/m);
+    expect(c.files['/etc/portage/package.env/hnforge']).toMatch(/^net-fs\/xtreemfs hnforge-network\.conf$/m);
+    expect(c.files['/etc/portage/package.env/hnforge']!.split('\n').filter((l) => l && !l.startsWith('#'))).toEqual(['net-fs/xtreemfs hnforge-network.conf']);
+    expect(c.buildOnly).toEqual(expect.arrayContaining(['/etc/portage/env/hnforge-network.conf', '/etc/portage/package.env/hnforge']));
+    expect(code(() => portageConfig(gentooProfile({ networkPackages: ['not an atom'] })))).toBe('EGENTOO_PROFILE');
   });
   it('turns the binhost off completely when disabled', () => {
     const c = portageConfig(gentooProfile({ binhost: { enabled: false, url: 'https://x.example/', requireSignature: true } }));
@@ -215,7 +241,41 @@ describe('kernel config', () => {
     expect(checkKernelOptions(fragment, final)).toEqual({
       wrong: ['CONFIG_BLK_DEV_LOOP=y (got not set)', 'CONFIG_DEBUG_X=n (got y)'],
       absent: ['CONFIG_NEW_IN_6_17=y'],
+      missing: [],
     });
+  });
+  it('fails, not warns, when a required option is absent after olddefconfig (virtio dropped with its menu)', () => {
+    const required = parseRequiredOptions('## virtio\nCONFIG_VIRTIO_MENU=y\nCONFIG_VIRTIO_BLK=y\n## kvm\nCONFIG_KVM=m\nCONFIG_NEW_IN_6_17=y\n');
+    const final = 'CONFIG_KVM=y\nCONFIG_BLK_DEV_LOOP=y\nCONFIG_OVERLAY_FS=m\n# CONFIG_VIRTIO_MENU is not set\n';
+    expect(checkKernelOptions(fragment, final, required)).toEqual({
+      wrong: [],
+      absent: [],
+      missing: [
+        'CONFIG_VIRTIO_MENU=y (not set; needed for virtio)',
+        'CONFIG_VIRTIO_BLK=y (absent; needed for virtio)',
+        'CONFIG_NEW_IN_6_17=y (absent; needed for kvm)',
+      ],
+    });
+    expect(checkKernelOptions(fragment, `${final}CONFIG_VIRTIO_MENU=y\nCONFIG_VIRTIO_BLK=y\nCONFIG_NEW_IN_6_17=y\n`, required).missing).toEqual([]);
+  });
+  it('accepts =y for a required module, refuses =m for a required built-in', () => {
+    const required = parseRequiredOptions('CONFIG_A=m\nCONFIG_B=y\n');
+    expect(checkKernelOptions('', 'CONFIG_A=y\nCONFIG_B=m\n', required).missing).toEqual(['CONFIG_B=y (got m; needed for required)']);
+  });
+  it('reads the list strictly: groups, comments, no typos, no duplicates', () => {
+    expect(parseRequiredOptions('# c\n\n## boot\nCONFIG_A=y\n## kvm\nCONFIG_B=m\n')).toEqual([
+      { option: 'CONFIG_A', value: 'y', group: 'boot' },
+      { option: 'CONFIG_B', value: 'm', group: 'kvm' },
+    ]);
+    for (const bad of ['CONFIG_A=n', 'CONFIG_A', 'BLK_DEV_LOOP=y', 'CONFIG_A=y # trailing', 'CONFIG_A=y\nCONFIG_A=m']) {
+      expect(code(() => parseRequiredOptions(bad)), bad).toBe('EGENTOO_PROFILE');
+    }
+  });
+  it("adds the profile's host-partition filesystems the list does not name", () => {
+    expect(requiredWithFilesystems(parseRequiredOptions('CONFIG_EXT4_FS=y\n'), ['ext4', 'btrfs'])).toEqual([
+      { option: 'CONFIG_EXT4_FS', value: 'y', group: 'required' },
+      { option: 'CONFIG_BTRFS_FS', value: 'm', group: 'host partition filesystems (profile boot.hostpartFilesystems)' },
+    ]);
   });
 });
 
@@ -272,14 +332,26 @@ describe('kernel fragment pipeline/gentoo/kernel/hn.config', () => {
       docker: ['CGROUP_BPF', 'KEYS', 'BRIDGE', 'BRIDGE_NETFILTER', 'IP_NF_FILTER', 'IP_NF_NAT', 'IP_NF_RAW', 'IP_NF_TARGET_MASQUERADE',
         'NETFILTER_XT_MATCH_ADDRTYPE', 'NETFILTER_XT_MATCH_CONNTRACK', 'NETFILTER_XT_MATCH_IPVS', 'NF_NAT', 'OVERLAY_FS', 'VXLAN', 'IPVLAN'],
       kvm: ['KVM', 'KVM_INTEL', 'KVM_AMD', 'TUN', 'VHOST_NET'],
-      boot: ['BLK_DEV_LOOP', 'EXT4_FS', 'BTRFS_FS', 'VFAT_FS', 'NLS_CODEPAGE_437', 'EFI', 'BLK_DEV_INITRD', 'DEVTMPFS'],
+      boot: ['BLK_DEV_LOOP', 'EXT4_FS', 'BTRFS_FS', 'VFAT_FS', 'NLS_CODEPAGE_437', 'EFI', 'BLK_DEV_INITRD', 'DEVTMPFS', 'RD_XZ', 'RD_GZIP'],
+      virtio: ['VIRTIO_MENU', 'VIRTIO_PCI', 'VIRTIO_BLK', 'VIRTIO_NET'],
       xtreemfs: ['FUSE_FS'],
     };
     for (const [what, list] of Object.entries(required)) {
       for (const o of list) expect(['y', 'm'], `${what}: CONFIG_${o}`).toContain(opts.get(`CONFIG_${o}`));
     }
     // Built in: the initramfs reaches the image without loading a module first.
-    expect(opts.get('CONFIG_BLK_DEV_LOOP')).toBe('y');
-    expect(opts.get('CONFIG_EXT4_FS')).toBe('y');
+    for (const o of ['BLK_DEV_LOOP', 'EXT4_FS', 'VIRTIO_PCI', 'VIRTIO_BLK']) expect(opts.get(`CONFIG_${o}`), o).toBe('y');
+  });
+
+  it('sets every option of required.config at least as strongly, so a kernel built from it passes the check', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const { join } = await import('node:path');
+    const dir = join(import.meta.dirname, '../../pipeline/gentoo/kernel');
+    const fragment = await readFile(join(dir, 'hn.config'), 'utf8');
+    const required = requiredWithFilesystems(parseRequiredOptions(await readFile(join(dir, 'required.config'), 'utf8')), ['ext4', 'btrfs']);
+    expect(required.length).toBeGreaterThan(30);
+    expect(required.map((r) => r.option)).toEqual(expect.arrayContaining(['CONFIG_VIRTIO_MENU', 'CONFIG_BLK_DEV_LOOP', 'CONFIG_FUSE_FS', 'CONFIG_KVM', 'CONFIG_RD_GZIP']));
+    // The fragment as the final config: what the check sees when olddefconfig kept everything.
+    expect(checkKernelOptions(fragment, fragment, required)).toEqual({ wrong: [], absent: [], missing: [] });
   });
 });

@@ -292,6 +292,23 @@ export async function main(args: string[]): Promise<number> {
         },
       )
       .command(
+        'status',
+        "What a node's host partition holds, read offline: images and versions, the trial, the last revert and its reason",
+        (y) =>
+          y
+            .option('disk', { type: 'string', demandOption: true, describe: 'a node disk or disk image file (read-only: nothing on it changes)' })
+            .option('json', { type: 'boolean', default: false, describe: 'print the status as JSON' })
+            .example('$0 status --disk /dev/sdb', 'the disk of a node that is switched off')
+            .epilog(EXIT_CODES),
+        async (argv) => {
+          jsonMode = argv.json;
+          const { diskStatus, STATUS_COMMANDS } = await import('./status.ts');
+          if (process.getuid?.() !== 0) throw new HnError('EPREFLIGHT', 'not running as root: status attaches the host partition to a read-only loop device');
+          await ensureHostPackages(programsOf(STATUS_COMMANDS), (l) => process.stderr.write(`hnforge: ${l}\n`));
+          process.stdout.write(await diskStatus({ disk: resolve(argv.disk), json: argv.json, repoDir }));
+        },
+      )
+      .command(
         'clean',
         'Release what a killed build of a profile left behind: its processes, mounts and loop devices',
         (y) =>
@@ -407,7 +424,7 @@ export async function main(args: string[]): Promise<number> {
           else process.stdout.write(packages.join('\n') + '\n');
         },
       )
-      .demandCommand(1, 'name a command: build, clean, provision, keygen, publish, versions, verify, promote, prune, diff, boot-test, nightly, node, profiles, profile show, stages, host-packages (see --help)')
+      .demandCommand(1, 'name a command: build, clean, provision, status, keygen, publish, versions, verify, promote, prune, diff, boot-test, nightly, node, profiles, profile show, stages, host-packages (see --help)')
       .strict()
       .epilog(EXIT_CODES)
       .fail((msg, err) => {

@@ -26,6 +26,11 @@ export const NODE_FILES: readonly NodeFile[] = [
   { source: 'boot/hn-instantiate', target: '/usr/sbin/hn-instantiate', mode: 0o755 },
   { source: 'boot/units/hn-instantiate.service', target: `${UNIT_DIR}/hn-instantiate.service`, mode: 0o644, wantedBy: 'sysinit.target' },
   { source: 'boot/units/hn-instantiate-sync.service', target: `${UNIT_DIR}/hn-instantiate-sync.service`, mode: 0o644, wantedBy: 'warehouse.mount' },
+  // Confirms a new image on its trial boot (boot/README.md, "Trial boots").
+  { source: 'boot/hn-health', target: '/usr/sbin/hn-health', mode: 0o755 },
+  { source: 'boot/units/hn-health.service', target: `${UNIT_DIR}/hn-health.service`, mode: 0o644, wantedBy: 'multi-user.target' },
+  // Images, trial and last revert as the host partition says.
+  { source: 'boot/hn-status', target: '/usr/sbin/hn-status', mode: 0o755 },
 ];
 
 /** True for files systemd reads as units (the Gentoo package installs them with systemd_dounit). */

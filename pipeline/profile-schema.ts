@@ -2,7 +2,7 @@
 // what it is for, and defaults live here rather than scattered through stages.
 
 import { z } from 'zod';
-import { DEFAULT_KERNEL_ARGS, NODE_SSH_KEY_TYPES } from './boot/contract.ts';
+import { DEFAULT_HEALTH_CHECKS, DEFAULT_KERNEL_ARGS, HEALTH_CHECKS, NODE_SSH_KEY_TYPES, TRIAL_DEFAULTS } from './boot/contract.ts';
 
 const imageSchema = z.strictObject({
   sizeGiB: z.number().positive().max(1024).describe('apparent size of the sparse image file'),
@@ -123,7 +123,25 @@ export const profileSchema = z.strictObject({
       .array(z.string().regex(/^[^\s'"\\$;{}]+$/, 'one kernel argument without spaces, quotes, $, ; or braces'))
       .default([...DEFAULT_KERNEL_ARGS])
       .describe('kernel command line the image is booted with (GRUB reads it from the image); default: console on the screen and on ttyS0 for serial-over-LAN'),
+    trial: z
+      .strictObject({
+        budget: z.number().int().min(1).max(TRIAL_DEFAULTS.maxBudget).default(TRIAL_DEFAULTS.budget)
+          .describe('boots a newly promoted image gets to confirm itself (hn-health) before GRUB goes back to the previous image'),
+        timeoutSec: z.number().int().min(30).max(65535).default(TRIAL_DEFAULTS.timeoutSec)
+          .describe('seconds from the initramfs to the confirmation of a trial boot before the watchdog reboots (a hung userspace)'),
+      })
+      .default({ budget: TRIAL_DEFAULTS.budget, timeoutSec: TRIAL_DEFAULTS.timeoutSec })
+      .describe('trial boots of a new image (automatic rollback); travels in the image as hn.trial_budget / hn.trial_timeout'),
   }),
+  health: z
+    .strictObject({
+      checks: z.array(z.enum(HEALTH_CHECKS)).min(1).default([...DEFAULT_HEALTH_CHECKS])
+        .describe('what hn-health checks before it confirms a new image (hostpart, data0, docker, lxc, qemu, warehouse); a declared check the image cannot pass fails, it is never skipped'),
+      waitSec: z.number().int().min(0).max(3600).default(120)
+        .describe('seconds hn-health retries failing checks (services still starting) before it gives up'),
+    })
+    .default({ checks: [...DEFAULT_HEALTH_CHECKS], waitSec: 120 })
+    .describe('the health check that confirms a new image (/etc/hn-health.conf, hn-health.service)'),
 });
 
 export type ResolvedProfile = z.infer<typeof profileSchema>;

@@ -15,7 +15,8 @@ import { HnError, usageError } from './errors.ts';
 import { bootCmd } from './seam/boot-commands.ts';
 import { cmd, type Command } from './seam/command.ts';
 import { run as seamRun, type RunOptions, type RunResult } from './seam/run.ts';
-import { grubConfig, grubEmbeddedConfig, type GrubConfigOptions } from './boot/grub.ts';
+import { grubConfig, grubEmbeddedConfig, grubEnvBlock, type GrubConfigOptions } from './boot/grub.ts';
+import { EFI_FILES } from './boot/contract.ts';
 
 export type Runner = (command: Command, opts?: Omit<RunOptions, 'signal'>) => Promise<RunResult>;
 
@@ -145,7 +146,7 @@ export async function planProvision(opts: ProvisionOptions): Promise<ProvisionPl
   ];
   const steps = [
     `sgdisk --clear: GPT, 1 = ${efiMiB} MiB EFI system partition "EFI-BOOT", 2 = rest "hostpart"`,
-    'mkfs.vfat -F 32 -n EFI-BOOT; EFI/BOOT/BOOTX64.EFI (grub-mkstandalone x86_64-efi); grub/grub.cfg',
+    'mkfs.vfat -F 32 -n EFI-BOOT; EFI/BOOT/BOOTX64.EFI (grub-mkstandalone x86_64-efi); grub/grub.cfg; grub/grubenv (the trial boot count)',
     `mkfs.${fs} -L hostpart with hn-root.img (${basename(opts.image)}, ${imageStat.size} bytes) and data/`,
   ];
   return { disk: opts.disk, blockDevice, sizeBytes, existing, existingPartitions, destroys, steps };
@@ -208,7 +209,11 @@ export async function provision(opts: ProvisionOptions): Promise<ProvisionResult
     await writeFile(cfg, grubConfig(opts.grub));
     await run(bootCmd.mmd(efiTarget, efiAddr, ['EFI', 'EFI/BOOT', 'grub']));
     await run(bootCmd.mcopy(efiTarget, efiAddr, bootx64, 'EFI/BOOT/BOOTX64.EFI'));
-    await run(bootCmd.mcopy(efiTarget, efiAddr, cfg, 'grub/grub.cfg'));
+    await run(bootCmd.mcopy(efiTarget, efiAddr, cfg, EFI_FILES.grubConfig));
+    // The trial boot count (GRUB's save_env rewrites these 1024 bytes in place; nothing else writes them).
+    const env = join(workDir, 'grubenv');
+    await writeFile(env, grubEnvBlock());
+    await run(bootCmd.mcopy(efiTarget, efiAddr, env, EFI_FILES.grubEnv));
 
     // hostpart: hn-root.img (a hard link when possible: no 15 GiB copy) and data/.
     const tree = join(workDir, 'hostpart');

@@ -34,6 +34,11 @@ export interface InitramfsOptions {
    * btrfs (with whatever dependencies the rest do not already load). Default: ['btrfs'].
    */
   btrfsModules?: readonly string[];
+  /**
+   * Listed modules /init loads only on a trial boot, when it arms the watchdog
+   * (softdog gets soft_margin from hn.trial_timeout). Default: ['softdog'].
+   */
+  watchdogModules?: readonly string[];
   /** Repository directory (boot/ files). */
   repoDir: string;
   /** Scratch directory (a staging tree is made and removed below it). */
@@ -161,11 +166,16 @@ export async function buildInitramfs(opts: InitramfsOptions): Promise<InitramfsR
   await opts.run(bootCmd.depmod(modulesRoot, version));
   const modulesDep = await modules.readText(`${modRel}/modules.dep`);
   const modulesBuiltin = await modules.readText(`${modRel}/modules.builtin`).catch(() => '');
-  const late = new Set((opts.btrfsModules ?? ['btrfs']).map(norm));
+  const btrfsLate = new Set((opts.btrfsModules ?? ['btrfs']).map(norm));
+  const watchdogLate = new Set((opts.watchdogModules ?? ['softdog']).map(norm));
+  const late = new Set([...btrfsLate, ...watchdogLate]);
   const resolved = resolveModules(opts.modules, modulesDep, modulesBuiltin);
   const early = resolveModules(opts.modules.filter((m) => !late.has(norm(m))), modulesDep, modulesBuiltin);
   const earlySet = new Set(early.files);
-  const lateFiles = resolved.files.filter((f) => !earlySet.has(f));
+  const withBtrfs = resolveModules(opts.modules.filter((m) => !watchdogLate.has(norm(m))), modulesDep, modulesBuiltin);
+  const lateFiles = withBtrfs.files.filter((f) => !earlySet.has(f));
+  const watchdogFiles = resolveModules(opts.modules.filter((m) => watchdogLate.has(norm(m))), modulesDep, modulesBuiltin)
+    .files.filter((f) => !earlySet.has(f));
   if (resolved.builtin.length) log(`built into ${version}: ${resolved.builtin.join(' ')}`);
   if (resolved.missing.length) log(`WARNING: not in ${version} (skipped): ${resolved.missing.join(' ')}`);
   for (const essential of ['loop']) {
@@ -200,6 +210,7 @@ export async function buildInitramfs(opts: InitramfsOptions): Promise<InitramfsR
     }
     await writeFile(s('etc/hn-modules'), early.files.join('\n') + '\n');
     await writeFile(s('etc/hn-modules-btrfs'), lateFiles.join('\n') + (lateFiles.length ? '\n' : ''));
+    await writeFile(s('etc/hn-modules-watchdog'), watchdogFiles.join('\n') + (watchdogFiles.length ? '\n' : ''));
     // The kernel opens /dev/console before /init runs; without the node /init has no output.
     await opts.run(bootCmd.mknodChar(s('dev/console'), 5, 1));
     await opts.run(bootCmd.touchTree(stage, opts.epoch ?? 0));

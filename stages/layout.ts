@@ -4,7 +4,7 @@
 
 import { need } from '../pipeline/context.ts';
 import { IMAGE_PATHS, LABELS } from '../pipeline/boot/contract.ts';
-import { grubKernelArgsFile } from '../pipeline/boot/grub.ts';
+import { grubKernelArgsFile, imageKernelArgs } from '../pipeline/boot/grub.ts';
 import { findImageKernel } from '../pipeline/boot/kernel.ts';
 import { imageFs } from '../pipeline/seam/image-fs.ts';
 import type { StageDef } from '../pipeline/stage.ts';
@@ -42,7 +42,7 @@ export const layout: StageDef = {
   bases: ['debian', 'gentoo'],
   needsRoot: true,
   version: 3,
-  inputs: (ctx) => ({ layout: ctx.profile.layout, fstab: fstab(ctx.profile.image), network: NETWORK, kernelArgs: grubKernelArgsFile(ctx.profile.boot.kernelArgs) }),
+  inputs: (ctx) => ({ layout: ctx.profile.layout, fstab: fstab(ctx.profile.image), network: NETWORK, kernelArgs: grubKernelArgsFile(imageKernelArgs(ctx.profile.boot)) }),
   plan: () => [`write /etc/fstab, /etc/hostname (placeholder), /${FALLBACK_NETWORK_FILE}`, 'ln -s /hostpart/data /data0', 'ln -s vmlinuz-<version> /boot/kernel'],
   async run(ctx, io) {
     // Every path resolved inside the image: its own symlinks never lead the host's writes out of it.
@@ -62,7 +62,7 @@ export const layout: StageDef = {
     await image.symlink(kernel.file, IMAGE_PATHS.kernel);
     io.log(`${IMAGE_PATHS.kernel} -> ${kernel.file}`);
     // The profile's kernel command line travels with the image: GRUB reads it before booting it.
-    await image.write(IMAGE_PATHS.grubKernelArgs, grubKernelArgsFile(ctx.profile.boot.kernelArgs));
+    await image.write(IMAGE_PATHS.grubKernelArgs, grubKernelArgsFile(imageKernelArgs(ctx.profile.boot)));
     return { kernel };
   },
 };

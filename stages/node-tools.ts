@@ -63,6 +63,15 @@ export function warehouseMountUnit(w: NonNullable<ResolvedProfile['instantiate']
   ].join('\n');
 }
 
+/** /etc/hn-health.conf: `KEY="value"` lines hn-health reads (it parses them; it does not source them). */
+export function healthConfText(health: ResolvedProfile['health']): string {
+  return [
+    "# Written by hnforge from the profile's health section; read by hn-health.",
+    `HN_HEALTH_CHECKS=${quoteValue(health.checks.join(' '))}`,
+    `HN_HEALTH_WAIT=${quoteValue(String(health.waitSec))}`,
+  ].join('\n') + '\n';
+}
+
 /** The timer's schedule as a drop-in: the unit file stays the repository's, unchanged. */
 export function timerScheduleDropIn(update: Pick<ResolvedProfile['update'], 'schedule' | 'randomDelay'>): string {
   return ['[Timer]', 'OnCalendar=', `OnCalendar=${update.schedule}`, `RandomizedDelaySec=${update.randomDelay}`, ''].join('\n');
@@ -73,12 +82,12 @@ const unitName = (f: NodeFile) => f.target.slice(f.target.lastIndexOf('/') + 1);
 export const nodeTools: StageDef = {
   name: 'node-tools',
   needs: ['root'],
-  title: "Install the node's tools (boot module, hn-update) and their units",
+  title: "Install the node's tools (boot module, hn-update, hn-health, hn-status) and their units",
   kind: 'mutate',
   bases: ['debian', 'gentoo'],
   needsRoot: true,
   version: 2,
-  inputs: (ctx) => ({ files: NODE_FILES, conf: updateConfText(ctx.profile.update), timer: timerScheduleDropIn(ctx.profile.update), instantiate: ctx.profile.instantiate }),
+  inputs: (ctx) => ({ files: NODE_FILES, conf: updateConfText(ctx.profile.update), timer: timerScheduleDropIn(ctx.profile.update), instantiate: ctx.profile.instantiate, health: healthConfText(ctx.profile.health) }),
   // Their content is what Debian installs; on Gentoo it reaches the image through the node package.
   files: (ctx) => (ctx.profile.base === 'debian' ? NODE_FILES.map((f) => join(ctx.repoDir, f.source)) : []),
   plan: (ctx) => [
@@ -86,6 +95,7 @@ export const nodeTools: StageDef = {
     ...NODE_FILES.filter((f) => f.wantedBy).map((f) => `enable ${unitName(f)} (${f.wantedBy})`),
     `write ${IDENTITY.conf} (state repository ${IDENTITY.warehouseMount}/${ctx.profile.instantiate.statePath})`,
     ...(ctx.profile.instantiate.warehouse ? [`write and enable warehouse.mount (${ctx.profile.instantiate.warehouse.type} ${ctx.profile.instantiate.warehouse.what})`] : []),
+    `write ${IMAGE_PATHS.healthConf} (checks: ${ctx.profile.health.checks.join(' ')})`,
     `write ${IMAGE_PATHS.updateConf} (store ${ctx.profile.update.store ?? 'none: hn-update needs --store'}, channel ${ctx.profile.update.channel}, schedule ${ctx.profile.update.schedule})`,
   ],
   async run(ctx, io) {
@@ -109,6 +119,7 @@ export const nodeTools: StageDef = {
       await image.write('etc/systemd/system/warehouse.mount', warehouseMountUnit(warehouse));
       await image.symlink('/etc/systemd/system/warehouse.mount', 'etc/systemd/system/multi-user.target.wants/warehouse.mount');
     }
+    await image.write(IMAGE_PATHS.healthConf, healthConfText(ctx.profile.health));
     await image.write('etc/systemd/system/hn-update.timer.d/schedule.conf', timerScheduleDropIn(ctx.profile.update));
     io.log(`${NODE_FILES.length} node files; ${IMAGE_PATHS.updateConf}: store ${ctx.profile.update.store ?? '(none)'}, channel ${ctx.profile.update.channel}, schedule ${ctx.profile.update.schedule}`);
     return {};

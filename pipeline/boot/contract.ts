@@ -26,6 +26,76 @@ export const HOSTPART_FILES = {
   updateLog: 'hn-update.log',
   /** Held (a directory with the holder's pid and boot id) while hn-update runs. */
   updateLock: 'hn-update.lock',
+  /**
+   * A trial is running: hn-root.img is unconfirmed. Written by the initramfs when it
+   * promotes an image (before the rename), removed by hn-health's confirmation or by a
+   * revert. GRUB `source`s it (hn_trial_id, hn_trial_budget) to count trial boots.
+   */
+  trial: 'hn-trial.cfg',
+  /** One line per trial event (promotion, each trial boot, health result, confirmation, revert). */
+  trialLog: 'hn-trial.log',
+  /** The kernel/initramfs identity mismatch state: `pending <pair>` or `settled <pair>`. */
+  bootMismatch: 'hn-boot.mismatch',
+} as const;
+
+/** Files on the EFI-BOOT partition (relative to its root). */
+export const EFI_FILES = {
+  grubConfig: 'grub/grub.cfg',
+  /**
+   * GRUB's environment block (1024 bytes, rewritten in place by save_env): the trial
+   * boot count. Written only by GRUB, before it loads a kernel.
+   */
+  grubEnv: 'grub/grubenv',
+} as const;
+
+/** GRUB variables of the trial count (grub.cfg, hn-trial.cfg, grubenv). */
+export const GRUB_VARS = {
+  /** Sourced from hn-trial.cfg: the trial's id. */
+  trialId: 'hn_trial_id',
+  /** Sourced from hn-trial.cfg: the budget as a string of 'x' (GRUB has no arithmetic). */
+  trialBudget: 'hn_trial_budget',
+  /** In grubenv: the id of the trial the count belongs to. */
+  trialSeen: 'hn_trial_seen',
+  /** In grubenv: one 'x' per trial boot GRUB started. */
+  trialTries: 'hn_trial_tries',
+  /** Exported to the entries: the hn.trial=... kernel argument. */
+  trialArg: 'hn_trial_arg',
+} as const;
+
+/** Values of the hn.trial kernel parameter GRUB passes (or a string of 'x', one per trial boot so far). */
+export const TRIAL_STATES = {
+  /** No trial running; GRUB found its environment block (trials can be counted). */
+  off: 'off',
+  /** GRUB cannot count (no grubenv on EFI-BOOT, or save_env failed). */
+  noGrubEnv: 'nogrubenv',
+  /** The budget is spent: GRUB booted hn-root-old.img (when it exists). */
+  spent: 'spent',
+} as const;
+
+/** Trial defaults (the profile's boot.trial section overrides them). */
+export const TRIAL_DEFAULTS = {
+  /** Boots a new image gets to confirm itself before GRUB goes back to the previous one. */
+  budget: 2,
+  /** Seconds from the initramfs to hn-health's confirmation before the watchdog reboots. */
+  timeoutSec: 600,
+  /** Highest budget (the count is a string of 'x' in a 1 KiB environment block). */
+  maxBudget: 9,
+} as const;
+
+/** Health checks hn-health knows (profile: health.checks). */
+export const HEALTH_CHECKS = ['hostpart', 'data0', 'docker', 'lxc', 'qemu', 'warehouse'] as const;
+export type HealthCheck = (typeof HEALTH_CHECKS)[number];
+/** What a profile that declares nothing gets (warehouse only where the profile declares it). */
+export const DEFAULT_HEALTH_CHECKS: readonly HealthCheck[] = ['hostpart', 'data0', 'docker', 'lxc', 'qemu'];
+
+/** hn-health's exit codes. */
+export const HEALTH_EXIT = {
+  ok: 0,
+  /** A declared check failed. */
+  failed: 1,
+  usage: 2,
+  /** A trial check failed and this init system cannot reboot for it: the caller must reboot. */
+  rebootNeeded: 3,
 } as const;
 
 /** The checksum sidecar: `key=value` lines, unknown keys ignored by readers. */
@@ -43,6 +113,12 @@ export const KERNEL_PARAMS = {
   onFail: 'hn.onfail',
   verify: 'hn.verify',
   testStopAfter: 'hn.test.stop_after',
+  /** Set by GRUB on every entry: a TRIAL_STATES value or the trial boots so far ('x' per boot). */
+  trial: 'hn.trial',
+  /** From the image's kernel arguments (profile boot.trial.budget): the budget a promotion gives the new image. */
+  trialBudget: 'hn.trial_budget',
+  /** From the image's kernel arguments (profile boot.trial.timeoutSec): the watchdog of a trial boot. */
+  trialTimeout: 'hn.trial_timeout',
 } as const;
 
 /**
@@ -70,6 +146,10 @@ export const IMAGE_PATHS = {
   publishingKeyring: '/etc/hnforge/keyring.gpg',
   /** hn-update's configuration, written from the profile's `update` section. */
   updateConf: '/etc/hn-update.conf',
+  /** hn-health's configuration (the profile's health section): HN_HEALTH_CHECKS, HN_HEALTH_WAIT. */
+  healthConf: '/etc/hn-health.conf',
+  /** State the initramfs hands to the running system in /run (a tmpfs): trial, watchdog device. */
+  bootRunDir: '/run/hn-boot',
 } as const;
 
 /** hn-update's exit codes (the node's scripts and monitoring read them). */
@@ -218,12 +298,29 @@ export function shellConstants(): [string, string][] {
     ['HN_RELEASE_FILE', IMAGE_PATHS.hnRelease],
     ['HN_DEFAULT_KEYRING', IMAGE_PATHS.publishingKeyring],
     ['HN_UPDATE_CONF', IMAGE_PATHS.updateConf],
+    ['HN_TRIAL', HOSTPART_FILES.trial],
+    ['HN_TRIAL_LOG', HOSTPART_FILES.trialLog],
+    ['HN_MISMATCH', HOSTPART_FILES.bootMismatch],
+    ['HN_KP_TRIAL', KERNEL_PARAMS.trial],
+    ['HN_KP_TRIAL_BUDGET', KERNEL_PARAMS.trialBudget],
+    ['HN_KP_TRIAL_TIMEOUT', KERNEL_PARAMS.trialTimeout],
+    ['HN_TRIAL_OFF', TRIAL_STATES.off],
+    ['HN_TRIAL_NOGRUBENV', TRIAL_STATES.noGrubEnv],
+    ['HN_TRIAL_SPENT', TRIAL_STATES.spent],
+    ['HN_TRIAL_DEFAULT_BUDGET', String(TRIAL_DEFAULTS.budget)],
+    ['HN_TRIAL_DEFAULT_TIMEOUT', String(TRIAL_DEFAULTS.timeoutSec)],
+    ['HN_TRIAL_MAX_BUDGET', String(TRIAL_DEFAULTS.maxBudget)],
+    ['HN_GRUB_TRIAL_ID', GRUB_VARS.trialId],
+    ['HN_GRUB_TRIAL_BUDGET', GRUB_VARS.trialBudget],
+    ['HN_HEALTH_CONF', IMAGE_PATHS.healthConf],
+    ['HN_RUN_DIR', IMAGE_PATHS.bootRunDir],
+    ...Object.entries(HEALTH_EXIT).map(([name, code]): [string, string] => [`HN_HEALTH_EXIT_${name.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`, String(code)]),
     ...Object.entries(UPDATE_EXIT).map(([name, code]): [string, string] => [`HN_EXIT_${name.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`, String(code)]),
   ];
 }
 
 /** Shell files (relative to the repository) that carry the generated block. */
-export const SHELL_FILES_WITH_CONTRACT = ['boot/hn-boot.sh', 'boot/hn-update', 'boot/hn-instantiate'];
+export const SHELL_FILES_WITH_CONTRACT = ['boot/hn-boot.sh', 'boot/hn-update', 'boot/hn-instantiate', 'boot/hn-health', 'boot/hn-status'];
 
 export const SHELL_BLOCK_BEGIN = '# BEGIN boot contract: generated from pipeline/boot/contract.ts by `npm run generate`; do not edit';
 export const SHELL_BLOCK_END = '# END boot contract';

@@ -95,12 +95,18 @@ export const bootCmd = {
       '--format=x86_64-efi',
       `--output=${output}`,
       '--locales=', '--fonts=', '--themes=',
-      '--modules=part_gpt part_msdos fat ext2 btrfs loopback linux gzio search search_label regexp normal echo test sleep reboot halt configfile',
+      '--modules=part_gpt part_msdos fat ext2 btrfs loopback linux gzio search search_label regexp normal echo test sleep reboot halt configfile loadenv',
       `boot/grub/grub.cfg=${embeddedCfg}`,
     ], 3 * MINUTE)),
 
   dpkgExtract: entry('dpkg-deb', (deb: string, dir: string) => c('dpkg-deb', ['--extract', deb, dir], 5 * MINUTE)),
   aptDownload: entry('apt-get', (cwd: string, packages: string[]) => c('apt-get', ['download', ...packages], 10 * MINUTE, { cwd })),
+
+  /** A read-only loop device over a byte range of a disk (a partition, offline). */
+  losetupReadOnlyRange: entry('losetup', (disk: string, offsetBytes: number, sizeBytes: number) =>
+    c('losetup', ['--find', '--show', '--read-only', `--offset=${offsetBytes}`, `--sizelimit=${sizeBytes}`, disk], 30_000)),
+  /** hn-status (boot/hn-status, POSIX sh) run on the host against a mounted host partition. */
+  hnStatus: entry('sh', (script: string, args: string[]) => c('sh', [script, ...args], 2 * MINUTE)),
 
   qemu: entry('qemu-system-x86_64', (args: string[], timeoutMs: number) => c('qemu-system-x86_64', args, timeoutMs)),
 };

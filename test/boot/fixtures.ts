@@ -9,12 +9,14 @@
 import { chmod, copyFile, lstat, mkdir, mkdtemp, readdir, rm, stat, symlink, writeFile, readFile } from 'node:fs/promises';
 import { TEST_CACHE } from '../support/test-cache.ts';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { bootCmd } from '../../pipeline/seam/boot-commands.ts';
 import { cmd } from '../../pipeline/seam/command.ts';
 import { run } from '../../pipeline/seam/run.ts';
 import { buildInitramfs, listTree, type InitramfsResult } from '../../stages/boot-initramfs.ts';
-import { IMAGE_PATHS } from '../../pipeline/boot/contract.ts';
+import { IMAGE_PATHS, type HealthCheck } from '../../pipeline/boot/contract.ts';
+import { isUnit, NODE_FILES } from '../../pipeline/node-files.ts';
+import { healthConfText } from '../../stages/node-tools.ts';
 import { grubConfig, grubKernelArgsFile, type GrubConfigOptions } from '../../pipeline/boot/grub.ts';
 import { REPO } from './sh-harness.ts';
 
@@ -26,6 +28,7 @@ export const NODE_MODULES = [
   'crc32c-intel', 'crc32c_generic', 'jbd2', 'mbcache', 'crc16', 'ext4', 'loop',
   'libcrc32c', 'zstd_compress', 'raid6_pq', 'xor', 'blake2b_generic', 'btrfs',
   'fat', 'vfat', 'nls_cp437', 'nls_ascii',
+  'softdog',
 ];
 
 const MINUTE = 60_000;
@@ -73,9 +76,20 @@ sync
 echo "HN-FILES $(ls /hostpart | tr '\\n' ' ')"
 echo "HN-BOOTLOG $(tail -n 3 /hostpart/hn-boot.log 2>/dev/null | tr '\\n' '|')"
 case " $(cat /proc/cmdline) " in
+*" hn.test.userspace=hang "*) echo "HN-HANG userspace hangs before the health check"; while :; do sleep 60; done ;;
+esac
+# What hn-health.service does on a systemd image.
+action=poweroff
+if [ -x /usr/sbin/hn-health ]; then
+	/usr/sbin/hn-health --boot
+	rc=$?
+	echo "HN-HEALTH-RC $rc"
+	[ "$rc" = 3 ] && action=reboot
+fi
+case " $(cat /proc/cmdline) " in
 *" hn.test.end=dirty "*) echo "HN-END dirty poweroff"; poweroff -f ;;
 esac
-echo "HN-END exitrd"
+echo "HN-END exitrd $action"
 # What systemd-shutdown does at the end of every shutdown: pivot into
 # /run/initramfs with the old root at /oldroot and exec /shutdown.
 if [ ! -x /run/initramfs/shutdown ]; then echo "HN-END no exitrd"; poweroff -f; fi
@@ -83,7 +97,7 @@ mount --bind /run/initramfs /run/initramfs
 for d in dev proc sys; do mount --move /$d /run/initramfs/$d; done
 cd /run/initramfs
 pivot_root . oldroot
-exec chroot . /shutdown poweroff
+exec chroot . /shutdown $action
 `;
 
 export interface TestImage {
@@ -96,7 +110,7 @@ export interface TestImage {
 
 /** Builds a small bootable hn-root image (ext4) with busybox userspace. */
 /** `kernelArgs`: the image carries them for GRUB (as a profile's boot.kernelArgs); without, GRUB's default applies. */
-export async function buildTestImage(opts: { workDir: string; id: string; flavour: 'amd64' | 'cloud-amd64'; out: string; kernelArgs?: string[] }): Promise<TestImage> {
+export async function buildTestImage(opts: { workDir: string; id: string; flavour: 'amd64' | 'cloud-amd64'; out: string; kernelArgs?: string[]; healthChecks?: HealthCheck[] }): Promise<TestImage> {
   const kernel = await ensureKernel(opts.flavour);
   const tree = await mkdtemp(join(opts.workDir, `tree-${opts.id}-`));
   try {
@@ -112,6 +126,14 @@ export async function buildTestImage(opts: { workDir: string; id: string; flavou
     await writeFile(t('bin/init'), TEST_INIT);
     await chmod(t('bin/init'), 0o755);
     await writeFile(t('etc/hn-image-id'), `${opts.id}\n`);
+    await writeFile(t(IMAGE_PATHS.hnRelease.slice(1)), `HN_VERSION=${opts.id}\nHN_PROFILE=test\nHN_BASE=busybox\n`);
+    // The node's tools from the one list (units aside: this userspace has no systemd; TEST_INIT runs hn-health --boot as hn-health.service does).
+    for (const f of NODE_FILES.filter((x) => !isUnit(x))) {
+      await mkdir(t(dirname(f.target).slice(1)), { recursive: true });
+      await copyFile(join(REPO, f.source), t(f.target.slice(1)));
+      await chmod(t(f.target.slice(1)), f.mode);
+    }
+    await writeFile(t(IMAGE_PATHS.healthConf.slice(1)), healthConfText({ checks: opts.healthChecks ?? ['hostpart', 'data0'], waitSec: 0 }));
     if (opts.kernelArgs) await writeFile(t(IMAGE_PATHS.grubKernelArgs.slice(1)), grubKernelArgsFile(opts.kernelArgs));
     await symlink('/hostpart/data', t('data0'));
     await copyFile(join(kernel.dir, `boot/vmlinuz-${kernel.version}`), t(`boot/vmlinuz-${kernel.version}`));

@@ -47,6 +47,8 @@ export async function runRotation(
     PATH: '/usr/sbin:/usr/bin:/sbin:/bin',
     HN_HP: hp,
     HN_CMDLINE_FILE: '/nonexistent',
+    // Never the host's: a reboot that "returns" ends in hn_hard_stop, which would write b there.
+    HN_SYSRQ: '/dev/null',
     ...(opts.stopAfter !== undefined ? { HN_STOP_AFTER: String(opts.stopAfter) } : {}),
     ...(opts.realRoot ? { HN_REAL_ROOT: opts.realRoot } : {}),
     ...(opts.verify ? { HN_VERIFY: opts.verify } : {}),

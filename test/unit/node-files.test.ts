@@ -52,11 +52,11 @@ describe('the node files list', () => {
 
   it.skipIf(!SYSTEMD_ANALYZE)('units pass systemd-analyze verify, the timer with the profile drop-in merged', async () => {
     const units = Object.fromEntries(await Promise.all(NODE_FILES.filter(isUnit).map(async (f) => [fileNameOf(f), await readFile(join(repoDir, f.source), 'utf8')] as const)));
-    expect(Object.keys(units)).toEqual(expect.arrayContaining(['hn-update.service', 'hn-update.timer', 'hn-instantiate.service', 'hn-instantiate-sync.service']));
+    expect(Object.keys(units)).toEqual(expect.arrayContaining(['hn-update.service', 'hn-update.timer', 'hn-instantiate.service', 'hn-instantiate-sync.service', 'hn-health.service']));
     // The mount unit node-tools writes from a profile's instantiate.warehouse (hn-instantiate-sync is wanted by it).
     units['warehouse.mount'] = warehouseMountUnit({ what: '/hostpart/data', type: 'none', options: 'bind' });
     // verify checks that ExecStart's program exists: point it at the repository's copy.
-    const here = (text: string) => text.replaceAll('/usr/sbin/hn-update', join(repoDir, 'boot/hn-update')).replaceAll('/usr/sbin/hn-instantiate', join(repoDir, 'boot/hn-instantiate'));
+    const here = (text: string) => NODE_FILES.filter((f) => f.mode & 0o111).reduce((t, f) => t.replaceAll(f.target, join(repoDir, f.source)), text);
     expect(await verifyUnits(dir, units, here)).toEqual([]);
     const merged = units['hn-update.timer']!.replace(/^OnCalendar=.*\nRandomizedDelaySec=.*$/m, timerScheduleDropIn({ schedule: '*-*-* 03:00:00', randomDelay: '30min' }).replace('[Timer]\nOnCalendar=\n', '').trim());
     expect(merged).toContain('OnCalendar=*-*-* 03:00:00\nRandomizedDelaySec=30min');

@@ -260,8 +260,8 @@ describe('stages on a hostile image tree leave the host alone', () => {
     expect(await readlink(join(etc, 'systemd/system/systemd-networkd-wait-online.service'))).toBe('/dev/null');
     expect(await readlink(join(root, 'data0'))).toBe('/hostpart/data');
     expect(await readlink(join(root, 'kernel'))).toBe('vmlinuz-6.1.0-9-amd64');
-    // The profile's kernel command line (schema default here) is written where GRUB reads it.
-    expect(await readFile(join(root, 'hn-kernel-args.cfg'), 'utf8')).toContain("set hn_kernel_args='console=tty0 console=ttyS0,115200n8'");
+    // The profile's kernel command line (schema default here, with the trial settings) is written where GRUB reads it.
+    expect(await readFile(join(root, 'hn-kernel-args.cfg'), 'utf8')).toContain("set hn_kernel_args='console=tty0 console=ttyS0,115200n8 hn.trial_budget=2 hn.trial_timeout=600'");
     expect((await stat(join(root, host.slice(1), 'hostpart'))).isDirectory()).toBe(true);
   });
 

@@ -1,7 +1,7 @@
 // Keys do not depend on where the cache, the output or the repository clone
 // are: two caches, two outputs and a copy of the repository give the same key
 // for every stage of every real profile (dry runs; the network-bound compute
-// stages are replaced by stand-ins that set what the real ones set).
+// stages (mirror, stage3, keys) are replaced by stand-ins that set what the real ones set).
 import { cp, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,6 +26,9 @@ function offlineStages(base: 'debian' | 'gentoo'): StageDef[] {
         // As a real run: the verified tarball lies in this cache.
         run: async (ctx) => ({ gentooStage3: { url: 'https://gentoo.example.org/stage3.tar.xz', fingerprint: 'F'.repeat(40), sha512, path: join(ctx.cacheDir, 'gentoo/blobs', `${sha512}.tar.xz`) } }),
       };
+    }
+    if (s.name === 'gentoo-keys') {
+      return { ...s, run: async () => ({ gentooKeys: { keys: [{ fingerprint: 'F'.repeat(40), role: 'release', expires: 'never', source: 'stand-in' }] } }) };
     }
     expect(s.kind, `${s.name} needs a stand-in in this test`).not.toBe('compute');
     return s;

@@ -2,11 +2,11 @@
 // every rule of the rotation, and a power cut after every numbered step
 // followed by fresh boots on whatever state the cut left.
 
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { existsSync, readFileSync, readdirSync, writeFileSync, linkSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  bootUntilSettled, inode, makeHostpart, removeDir, runRotation, SHELLS, sidecarText, snapshot,
+  bootUntilSettled, inode, hostpartsPerTest, runRotation, SHELLS, sidecarText, snapshot,
 } from './sh-harness.ts';
 import { parseSidecar } from '../../pipeline/boot/sidecar.ts';
 
@@ -14,15 +14,7 @@ const A = 'IMAGE-A (previous)\n';
 const B = 'IMAGE-B (current)\n';
 const C = 'IMAGE-C (update)\n';
 
-const dirs: string[] = [];
-function hostpart(files: Record<string, string>) {
-  const d = makeHostpart(files);
-  dirs.push(d);
-  return d;
-}
-afterEach(() => {
-  while (dirs.length) removeDir(dirs.pop()!);
-});
+const hostpart = hostpartsPerTest();
 
 function assertInvariants(hp: string, mustExist: string[]) {
   const snap = snapshot(hp);

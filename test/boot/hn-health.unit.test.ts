@@ -2,24 +2,19 @@
 // a PATH of busybox applets plus a fake docker, and the init-system hooks pointed
 // away from the host (it is never frozen or rebooted). What a trial boot's
 // pass and failure do to the host partition; outside a trial only a report.
-import { afterEach, describe, expect, it } from 'vitest';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { describe, expect, it } from 'vitest';
+import { chmodSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HEALTH_EXIT } from '../../pipeline/boot/contract.ts';
 import { run } from '../../pipeline/seam/run.ts';
-import { REPO, SHELLS } from './sh-harness.ts';
+import { REPO, SHELLS, tempDirsPerTest } from './sh-harness.ts';
 
 const APPLETS = ['sed', 'awk', 'cut', 'date', 'tr', 'grep', 'timeout', 'sleep', 'cat', 'rm', 'sync', 'head', 'tail', 'find', 'uname', 'fsfreeze', 'printf', 'echo'];
 
-const dirs: string[] = [];
-afterEach(() => {
-  while (dirs.length) rmSync(dirs.pop()!, { recursive: true, force: true });
-});
+const scratch = tempDirsPerTest('hn-health-');
 
 function sandbox(checks: string, opts: { trial?: boolean; dockerUp?: boolean } = {}) {
-  const d = mkdtempSync(join(tmpdir(), 'hn-health-'));
-  dirs.push(d);
+  const d = scratch();
   const bin = join(d, 'bin');
   mkdirSync(bin);
   for (const a of APPLETS) symlinkSync('/bin/busybox', join(bin, a));

@@ -4,24 +4,16 @@
 // GRUB passes, "this boot failed" versus "this image is bad", hn_fail never
 // returning, and the stale system-revert flag.
 
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { makeHostpart, removeDir, runRotation, SHELLS, sidecarText, snapshot, type ShellRun } from './sh-harness.ts';
+import { hostpartsPerTest, runRotation, SHELLS, sidecarText, snapshot, type ShellRun } from './sh-harness.ts';
 
 const A = 'IMAGE-A (previous)\n';
 const B = 'IMAGE-B (current)\n';
 const C = 'IMAGE-C (update)\n';
 
-const dirs: string[] = [];
-function hostpart(files: Record<string, string>) {
-  const d = makeHostpart(files);
-  dirs.push(d);
-  return d;
-}
-afterEach(() => {
-  while (dirs.length) removeDir(dirs.pop()!);
-});
+const hostpart = hostpartsPerTest();
 
 const text = (r: ShellRun) => r.lines.join('\n');
 /** One boot with GRUB's hn.trial state (and other variables) set as the kernel command line would. */

@@ -2,21 +2,16 @@
 // images (a file that is no ext4 image has version "unknown"; a waiting one
 // its sidecar's), the trial with GRUB's count from a grubenv, the last revert
 // and its reason; the JSON parses.
-import { afterEach, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { describe, expect, it } from 'vitest';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { run } from '../../pipeline/seam/run.ts';
-import { REPO, SHELLS } from './sh-harness.ts';
+import { REPO, SHELLS, tempDirsPerTest } from './sh-harness.ts';
 
-const dirs: string[] = [];
-afterEach(() => {
-  while (dirs.length) rmSync(dirs.pop()!, { recursive: true, force: true });
-});
+const scratch = tempDirsPerTest('hn-status-');
 
 function sandbox() {
-  const hp = mkdtempSync(join(tmpdir(), 'hn-status-'));
-  dirs.push(hp);
+  const hp = scratch();
   const files: Record<string, string> = {
     'hn-root.img': 'not an ext4 image\n',
     'hn-root-old.img': 'not an ext4 image either\n',

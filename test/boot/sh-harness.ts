@@ -6,6 +6,7 @@
 // that was left behind.
 
 import { createHash } from 'node:crypto';
+import { afterEach } from 'vitest';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync, mkdtempSync, rmSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -92,6 +93,32 @@ export function makeHostpart(files: Record<string, string>): string {
 
 export function removeDir(dir: string) {
   rmSync(dir, { recursive: true, force: true });
+}
+
+/** For one test file: temporary directories, each removed after the test that made it. */
+export function tempDirsPerTest(prefix: string): () => string {
+  const dirs: string[] = [];
+  afterEach(() => {
+    while (dirs.length) removeDir(dirs.pop()!);
+  });
+  return () => {
+    const dir = mkdtempSync(join(tmpdir(), prefix));
+    dirs.push(dir);
+    return dir;
+  };
+}
+
+/** For one test file: makeHostpart, each host partition removed after the test that made it. */
+export function hostpartsPerTest(): (files: Record<string, string>) => string {
+  const dirs: string[] = [];
+  afterEach(() => {
+    while (dirs.length) removeDir(dirs.pop()!);
+  });
+  return (files) => {
+    const dir = makeHostpart(files);
+    dirs.push(dir);
+    return dir;
+  };
 }
 
 /** name -> content for every regular file at the top of `dir` (plus inode, to see hard links). */

@@ -70,44 +70,59 @@ export interface ListOptions {
 }
 
 /**
+ * Walks the tree at host directory `root` (the root itself as "/"): `onEntry`
+ * for every entry, links never followed, mount points below listed but not
+ * entered. lstat and readdir hold no descriptor, so the walk itself needs no limit.
+ */
+async function walkTree(root: string, onEntry: (host: string, path: string, st: Stats) => Promise<void> | void, onSkip?: (imagePath: string) => void): Promise<void> {
+  const top = await realpath(root);
+  const mounts = await mountPointsBelow(top);
+  const visit = async (host: string, path: string): Promise<void> => {
+    const st = await lstat(host);
+    await onEntry(host, path, st);
+    if (!st.isDirectory()) return;
+    if (mounts.has(host)) {
+      onSkip?.(path);
+      return;
+    }
+    const names = await readdir(host);
+    await Promise.all(names.map((n) => visit(join(host, n), path === '/' ? `/${n}` : `${path}/${n}`)));
+  };
+  await visit(top, '/');
+}
+
+/** Byte order, not locale order: the same list on every builder. */
+const byPath = (a: { path: string }, b: { path: string }) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0);
+
+/**
  * Every entry of the tree at host directory `root` (the root itself as "/"),
  * sorted by path, with sha256 for regular files and the target for symlinks.
  */
 export async function listImageFiles(root: string, opts: ListOptions = {}): Promise<ImageFileEntry[]> {
-  const top = await realpath(root);
-  const mounts = await mountPointsBelow(top);
+  // Only hashing (which opens files) is limited.
   const limit = pLimit(opts.concurrency ?? availableParallelism() * 2);
   const entries: ImageFileEntry[] = [];
   const pending: Promise<void>[] = [];
-
-  const visit = async (host: string, path: string): Promise<void> => {
-    const st = await lstat(host);
-    const type = typeOf(st);
-    const entry: ImageFileEntry = {
-      path,
-      type,
-      mode: (st.mode & 0o7777).toString(8).padStart(4, '0'),
-      uid: st.uid,
-      gid: st.gid,
-      size: type === 'f' || type === 'l' ? st.size : 0,
-    };
-    entries.push(entry);
-    if (type === 'l') entry.target = await readlink(host);
-    else if (type === 'f') pending.push(limit(async () => void (entry.sha256 = await sha256Of(host))));
-    else if (type === 'd') {
-      if (mounts.has(host)) {
-        opts.onSkip?.(path);
-        return;
-      }
-      // lstat and readdir hold no descriptor: only hashing (which opens files) is limited.
-      const names = await readdir(host);
-      await Promise.all(names.map((n) => visit(join(host, n), path === '/' ? `/${n}` : `${path}/${n}`)));
-    }
-  };
-  await visit(top, '/');
+  await walkTree(
+    root,
+    async (host, path, st) => {
+      const type = typeOf(st);
+      const entry: ImageFileEntry = {
+        path,
+        type,
+        mode: (st.mode & 0o7777).toString(8).padStart(4, '0'),
+        uid: st.uid,
+        gid: st.gid,
+        size: type === 'f' || type === 'l' ? st.size : 0,
+      };
+      entries.push(entry);
+      if (type === 'l') entry.target = await readlink(host);
+      else if (type === 'f') pending.push(limit(async () => void (entry.sha256 = await sha256Of(host))));
+    },
+    opts.onSkip,
+  );
   await Promise.all(pending);
-  // Byte order, not locale order: the same list on every builder.
-  return entries.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  return entries.sort(byPath);
 }
 
 /** A regular file of an image tree: its path in the image and on the host. */
@@ -124,23 +139,9 @@ export interface ImageRegularFile {
  * link after the walk is refused instead of followed out of the image.
  */
 export async function listRegularFiles(root: string, opts: Pick<ListOptions, 'onSkip'> = {}): Promise<ImageRegularFile[]> {
-  const top = await realpath(root);
-  const mounts = await mountPointsBelow(top);
   const files: ImageRegularFile[] = [];
-  const visit = async (host: string, path: string): Promise<void> => {
-    const st = await lstat(host);
-    if (st.isFile()) files.push({ path, host, size: st.size });
-    else if (st.isDirectory()) {
-      if (mounts.has(host)) {
-        opts.onSkip?.(path);
-        return;
-      }
-      const names = await readdir(host);
-      await Promise.all(names.map((n) => visit(join(host, n), path === '/' ? `/${n}` : `${path}/${n}`)));
-    }
-  };
-  await visit(top, '/');
-  return files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  await walkTree(root, (host, path, st) => void (st.isFile() && files.push({ path, host, size: st.size })), opts.onSkip);
+  return files.sort(byPath);
 }
 
 /** Opens a file listRegularFiles found, for reading, without following a link swapped in meanwhile. */

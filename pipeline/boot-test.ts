@@ -38,8 +38,10 @@ rootmode=$(awk '$2 == "/" { split($4, o, ","); m = o[1] } END { print m }' /proc
 backing=$(cat "/sys/block/\${rootdev##*/}/loop/backing_file" 2>/dev/null)
 hp=$(awk '$2 == "/hostpart" { print $1 "," $3 "," $4 }' /proc/mounts)
 exitrd=no; [ -x /run/initramfs/shutdown ] && exitrd=yes
-echo "${USERSPACE_MARKER} uname=$(uname -r) root=$rootdev rootmode=$rootmode backing=$backing hostpart=$hp data0=$(readlink /data0) exitrd=$exitrd uptime=$(cut -d' ' -f1 /proc/uptime)"
-[ -d /data0/ ] && echo "HN-DATA0 ok"
+# Each line through a fresh open of the serial port: the serial getty starting beside this
+# unit hangs up the terminal, and a descriptor opened before that writes nowhere.
+echo >/dev/ttyS0 "${USERSPACE_MARKER} uname=$(uname -r) root=$rootdev rootmode=$rootmode backing=$backing hostpart=$hp data0=$(readlink /data0) exitrd=$exitrd uptime=$(cut -d' ' -f1 /proc/uptime)"
+[ -d /data0/ ] && echo >/dev/ttyS0 "HN-DATA0 ok"
 systemctl --no-block poweroff
 `;
 

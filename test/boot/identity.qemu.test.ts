@@ -28,9 +28,11 @@ const NODES = {
 };
 
 // Printed by the booted node after hn-instantiate, before the report unit powers it off.
+// Written through a fresh open of the serial port: the serial getty starting beside
+// this unit hangs up the terminal, and a descriptor opened before that writes nowhere.
 const IDENTITY_SCRIPT = `#!/bin/sh
 x=/etc/xos/xtreemfs
-echo "HN-IDENTITY hostname=$(hostname) machine-id=$(cat /etc/machine-id) ssh=$(cut -d' ' -f2 /etc/ssh/ssh_host_ed25519_key.pub) dir=$(sed -n 's/^uuid = //p' $x/dirconfig.properties) mrc=$(sed -n 's/^uuid = //p' $x/mrcconfig.properties) osd=$(sed -n 's/^uuid = //p' $x/osdconfig.properties) warehouse=$(awk '$2 == "/warehouse" { print $1 }' /proc/mounts | head -n 1) instantiate=$(systemctl is-active hn-instantiate.service)"
+echo >/dev/ttyS0 "HN-IDENTITY hostname=$(hostname) machine-id=$(cat /etc/machine-id) ssh=$(cut -d' ' -f2 /etc/ssh/ssh_host_ed25519_key.pub) dir=$(sed -n 's/^uuid = //p' $x/dirconfig.properties) mrc=$(sed -n 's/^uuid = //p' $x/mrcconfig.properties) osd=$(sed -n 's/^uuid = //p' $x/osdconfig.properties) warehouse=$(awk '$2 == "/warehouse" { print $1 }' /proc/mounts | head -n 1) instantiate=$(systemctl is-active hn-instantiate.service)"
 `;
 const IDENTITY_UNIT = `[Unit]
 Description=hnforge identity test report
@@ -40,8 +42,6 @@ Before=hn-test-report.service
 [Service]
 Type=oneshot
 ExecStart=/usr/local/sbin/hn-test-identity
-StandardOutput=tty
-TTYPath=/dev/ttyS0
 
 [Install]
 WantedBy=multi-user.target

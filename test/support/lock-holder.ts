@@ -1,17 +1,18 @@
 // Takes the build lock in a process of its own, for the lock tests.
-// Usage: lock-holder.ts PATH race GO_AT_MS HOLD_UNTIL_MS   (prints "won" or "refused")
+// Usage: lock-holder.ts PATH race GO_AT_MS   (prints "won" or "refused"; a winner holds until its stdin closes)
 //        lock-holder.ts PATH hold                     (starts `sleep 60`, prints "held <sleep pid>", waits)
 import { acquireBuildLock } from '../../pipeline/lock.ts';
 import { run } from '../../pipeline/seam/run.ts';
 
-const [path, mode, goAt, holdUntil] = process.argv.slice(2) as [string, 'race' | 'hold', string?, string?];
+const [path, mode, goAt] = process.argv.slice(2) as [string, 'race' | 'hold', string?];
 if (mode === 'race') {
   while (Date.now() < Number(goAt)) { /* spin: every racer starts at the same instant */ }
   try {
     const lock = await acquireBuildLock(path, 'profile race');
     process.stdout.write('won\n');
-    // Held until a fixed instant, so a racer whose node started late still meets a held lock.
-    await new Promise((r) => setTimeout(r, Number(holdUntil) - Date.now()));
+    // Held until the test has heard from every racer (it closes our stdin then), so a racer
+    // whose node started late on a loaded machine still meets a held lock.
+    await new Promise((r) => process.stdin.on('end', r).resume());
     await lock.release();
   } catch (e) {
     process.stdout.write(`refused: ${(e as Error).message}\n`);

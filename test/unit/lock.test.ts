@@ -10,7 +10,7 @@ const loader = `file://${repoDir}/node_modules/tsx/dist/loader.mjs`;
 const holderScript = join(repoDir, 'test/support/lock-holder.ts');
 
 function holder(args: string[]) {
-  const child = spawn('node', ['--import', loader, holderScript, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn('node', ['--import', loader, holderScript, ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   const exited = new Promise<string>((resolve) => child.on('exit', () => resolve(out)));
@@ -32,7 +32,7 @@ describe('build lock', () => {
     const path = await lockPath();
     const first = await acquireBuildLock(path, 'profile x');
     expect(await readFile(path, 'utf8')).toBe(`${process.pid}\n`);
-    const other = holder([path, 'race', '0', '0']);
+    const other = holder([path, 'race', '0']);
     expect(await other.exited).toBe(`refused: another build of profile race is running (pid ${process.pid}); wait for it to finish or use another --cache\n`);
     await first.release();
     expect(await readFile(path, 'utf8')).toBe(''); // released cleanly: no dead owner for the next one
@@ -47,8 +47,10 @@ describe('build lock', () => {
     await new Promise((r) => dead.on('exit', r));
     await acquireBuildLock(path, 'setup').then((l) => l.release());
     await writeFile(path, `${dead.pid}\n`); // what a killed build leaves: the PID of a dead owner
-    const goAt = Date.now() + 3_000; // after all 8 have started node and loaded the code
-    const racers = Array.from({ length: 8 }, () => holder([path, 'race', String(goAt), String(goAt + 8_000)]));
+    const goAt = Date.now() + 3_000; // after all 8 have started node and loaded the code, on an idle machine
+    const racers = Array.from({ length: 8 }, () => holder([path, 'race', String(goAt)]));
+    await until(() => racers.every((r) => r.output().endsWith('\n')), 120_000);
+    for (const r of racers) r.child.stdin!.end(); // the winner lets go only now that all have tried
     const outputs = await Promise.all(racers.map((r) => r.exited));
     expect(outputs.filter((o) => o === 'won\n')).toHaveLength(1);
     expect(outputs.filter((o) => o.startsWith('refused: another build of profile race is running'))).toHaveLength(7);

@@ -159,7 +159,7 @@ export interface PipedCommand {
  * tagged like every other command; stderr lines go to `onLine`. The caller
  * writes stdin, ends it, and reads stdout to the end.
  */
-export function startPiped(command: Command, opts: Omit<RunOptions, 'capture' | 'fd3'> = {}): PipedCommand {
+export function startPiped(command: Command, opts: Omit<RunOptions, 'capture' | 'fd3'> & { stdoutFd?: number } = {}): PipedCommand {
   const shown = formatCommand(command);
   assertDeclared(command);
   if (opts.signal?.aborted) throw new HnError('EABORTED', `not started (build is stopping): ${shown}`);
@@ -167,7 +167,11 @@ export function startPiped(command: Command, opts: Omit<RunOptions, 'capture' | 
     env: { ...command.env, ...buildTagEnv() },
     extendEnv: command.env === undefined,
     cwd: command.cwd,
-    stdio: ['pipe', 'pipe', 'pipe'],
+    stdin: 'pipe',
+    // A descriptor of ours: the command writes there itself, without a pipe through this process.
+    // (execa hands any descriptor to spawn; its types list only 1 to 9.)
+    stdout: (opts.stdoutFd ?? 'pipe') as 'pipe' | 1,
+    stderr: 'pipe',
     reject: false,
     detached: true,
     buffer: false,

@@ -118,7 +118,7 @@ export async function publish(opts: PublishOptions): Promise<PublishResult> {
     const manifest = buildManifest(report, version, ref.channel, compressed, (opts.now ?? (() => new Date()))());
     const reportText = summarise(report) + '\n' + (await changesSince(opts.store, ref, channel, previous, manifest));
     const uploads = [
-      upload(names.artifact, { path: scratch }, compressed.artifact),
+      upload(names.artifact, { path: scratch, disposable: true }, compressed.artifact),
       inMemory(names.manifest, manifestBytes(manifest)),
       inMemory(names.report, Buffer.from(reportText)),
     ];

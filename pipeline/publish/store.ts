@@ -35,7 +35,11 @@ export interface StoredFile {
 
 /** A payload file to upload: a file on disk or bytes in memory, with its sha256 computed by the caller. */
 export interface Upload extends StoredFile {
-  source: { path: string } | { bytes: Uint8Array };
+  /**
+   * `disposable`: the caller removes the file afterwards and no longer changes it, so a store
+   * on the same filesystem may take the file itself (a hard link) instead of a copy.
+   */
+  source: { path: string; disposable?: boolean } | { bytes: Uint8Array };
 }
 
 export interface ChannelIndex {

@@ -6,18 +6,9 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { stringify as toYaml } from 'yaml';
 import { EXIT, HnError, InterruptedError, isHnError } from './errors.ts';
-import { ensureHostPackages, ensurePackages, hostPackages, PACKAGE_PURPOSES, type PackagePurpose } from './host-packages.ts';
-import { packagesOfTools, toolsOf } from './host-tools.ts';
-import { preflight } from './preflight.ts';
-import { programsOf } from './seam/catalogue.ts';
-import { listProfiles, resolveProfile } from './profiles.ts';
-import { checkGentoo } from './gentoo/check.ts';
-import { formatProblem } from './gentoo/resolve.ts';
-import { progressMode } from './progress.ts';
-import { summarise, type BuildReport } from './report.ts';
-import { assertRecovered, cleanBuildDir } from './recovery.ts';
+import { PACKAGE_PURPOSES, type PackagePurpose } from './package-purposes.ts';
+import type { BuildReport } from './report.ts';
 import { publishCommands, withStore } from './publish/commands.ts';
 import { nodeCommands } from './node-commands.ts';
 import { checkChannelName, DEFAULT_CHANNEL, publish } from './publish/publish.ts';
@@ -25,8 +16,22 @@ import { keygen } from './publish/keygen.ts';
 import { checkVersion } from './publish/version.ts';
 import { loadSigningKey } from './publish/signing-key.ts';
 import { untilInterrupted } from './seam/run.ts';
-import { build, type BuildResult } from './runner.ts';
-import { stagesFor } from './stages-table.ts';
+import type { BuildResult } from './runner.ts';
+
+// Profiles are read with zod and yaml (~0.2 s to load): publishing never reads one.
+const resolveProfile: typeof import('./profiles.ts').resolveProfile = async (...args) => (await import('./profiles.ts')).resolveProfile(...args);
+const listProfiles: typeof import('./profiles.ts').listProfiles = async (...args) => (await import('./profiles.ts')).listProfiles(...args);
+
+// The build's own modules (stages, runner, host tools, Gentoo checks) take about half a
+// second to load: only the commands that use them load them, so that publish, verify and
+// the node commands start quickly.
+const buildModules = async () => {
+  const [runner, stagesTable, hostTools, hostPackages, preflight, catalogue, progress, report, recovery] = await Promise.all([
+    import('./runner.ts'), import('./stages-table.ts'), import('./host-tools.ts'), import('./host-packages.ts'), import('./preflight.ts'),
+    import('./seam/catalogue.ts'), import('./progress.ts'), import('./report.ts'), import('./recovery.ts'),
+  ]);
+  return { ...runner, ...stagesTable, ...hostTools, ...hostPackages, ...preflight, ...catalogue, ...progress, ...report, ...recovery };
+};
 
 const repoDir = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const profilesDir = join(repoDir, 'profiles');
@@ -62,6 +67,7 @@ function printDryRun(result: BuildResult) {
 
 async function checkGentooCommand(argv: { profile: string; portage?: string; repo?: string; pkgcore?: string; pkgcheck?: string; snakeoil?: string; profilesDir: string; json: boolean }) {
   jsonMode = argv.json;
+  const [{ checkGentoo }, { formatProblem }] = await Promise.all([import('./gentoo/check.ts'), import('./gentoo/resolve.ts')]);
   const profile = await resolveProfile(resolve(argv.profilesDir), argv.profile);
   if (!profile.gentoo) throw new HnError('EUSAGE', `check-gentoo checks Gentoo profiles; ${profile.name} is a ${profile.base} profile`);
   const abs = (p?: string) => (p ? resolve(p) : undefined);
@@ -103,6 +109,7 @@ async function buildCommand(argv: {
   jsonMode = argv.json;
   if (argv.from && argv.only) throw new HnError('EUSAGE', '--from and --only cannot be combined: --only runs one stage, --from runs a stage and all after it');
   if (argv.version !== undefined) checkVersion(String(argv.version));
+  const { progressMode, stagesFor, ensureHostPackages, toolsOf, preflight, build, summarise } = await buildModules();
   const signingKey = await loadSigningKey(argv.signingKey);
   const cacheDir = resolve(argv.cache);
   const outputDir = resolve(argv.output);
@@ -163,6 +170,7 @@ async function cleanCommand(argv: { profile: string; cache: string; dryRun: bool
   jsonMode = argv.json;
   if (!/^[\w.-]+$/.test(argv.profile)) throw new HnError('EUSAGE', `--profile ${argv.profile}: a profile name, not a path`, { exitCode: EXIT.usage });
   if (process.getuid?.() !== 0) throw new HnError('EPREFLIGHT', 'not running as root: releasing mounts, loop devices and processes needs root', { exitCode: EXIT.preflight });
+  const { cleanBuildDir, assertRecovered } = await buildModules();
   const cacheDir = resolve(argv.cache);
   const buildDir = join(cacheDir, 'build', argv.profile);
   const known = await resolveProfile(profilesDir, argv.profile).then(() => true, () => false);
@@ -185,6 +193,7 @@ async function bootTestCommand(argv: { image: string; timeout: number; json: boo
   jsonMode = argv.json;
   if (!Number.isFinite(argv.timeout) || argv.timeout <= 0) throw new HnError('EUSAGE', `--timeout ${argv.timeout}: a number of seconds greater than 0`);
   const { bootTest, checkBootImage, BOOT_TEST_COMMANDS, BOOT_TEST_EXTRA_PACKAGES } = await import('./boot-test.ts');
+  const { ensurePackages, packagesOfTools, programsOf } = await buildModules();
   await checkBootImage(resolve(argv.image));
   const say = (line: string) => !argv.json && process.stderr.write(`hnforge: ${line}\n`);
   await ensurePackages([...packagesOfTools(programsOf(BOOT_TEST_COMMANDS)).packages, ...BOOT_TEST_EXTRA_PACKAGES], say);
@@ -273,6 +282,7 @@ export async function main(args: string[]): Promise<number> {
             .epilog(EXIT_CODES),
         async (argv) => {
           const { provision, PROVISION_COMMANDS } = await import('./provision.ts');
+          const { ensureHostPackages, programsOf } = await buildModules();
           if (!argv.dryRun) {
             if (process.getuid?.() !== 0) throw new HnError('EPREFLIGHT', 'not running as root: provisioning writes partitions and filesystems; run as root (or use --dry-run)');
             await ensureHostPackages(programsOf(PROVISION_COMMANDS), (l) => process.stderr.write(`hnforge: ${l}\n`));
@@ -303,6 +313,7 @@ export async function main(args: string[]): Promise<number> {
         async (argv) => {
           jsonMode = argv.json;
           const { diskStatus, STATUS_COMMANDS } = await import('./status.ts');
+          const { ensureHostPackages, programsOf } = await buildModules();
           if (process.getuid?.() !== 0) throw new HnError('EPREFLIGHT', 'not running as root: status attaches the host partition to a read-only loop device');
           await ensureHostPackages(programsOf(STATUS_COMMANDS), (l) => process.stderr.write(`hnforge: ${l}\n`));
           process.stdout.write(await diskStatus({ disk: resolve(argv.disk), json: argv.json, repoDir }));
@@ -398,11 +409,12 @@ export async function main(args: string[]): Promise<number> {
         y.positional('action', { choices: ['show'] as const, describe: 'show: print the resolved profile' }).positional('name', { type: 'string', demandOption: true }),
         async (argv) => {
           const profile = await resolveProfile(profilesDir, argv.name as string, { allowAbstract: true });
-          process.stdout.write(toYaml(profile));
+          process.stdout.write((await import('yaml')).stringify(profile));
         },
       )
       .command('stages', 'List the stages of a profile', (y) => y.option('profile', { type: 'string', demandOption: true }), async (argv) => {
         const profile = await resolveProfile(profilesDir, argv.profile);
+        const { stagesFor } = await buildModules();
         for (const s of stagesFor(profile.base)) {
           const flags = [s.kind, s.needsRoot ? 'root' : 'no-root', s.checkpoint ? 'checkpoint' : ''].filter(Boolean).join(', ');
           process.stdout.write(`${s.name.padEnd(18)} ${s.title} [${flags}]\n`);
@@ -419,6 +431,7 @@ export async function main(args: string[]): Promise<number> {
             .example('$0 host-packages --for build --profile hn-debian', 'the packages a hn-debian build installs on first use'),
         async (argv) => {
           const base = argv.profile ? (await resolveProfile(profilesDir, argv.profile, { allowAbstract: true })).base : undefined;
+          const { hostPackages, ensurePackages } = await buildModules();
           const packages = hostPackages(argv.for, base);
           if (argv.install) await ensurePackages(packages, (l) => process.stderr.write(`hnforge: ${l}\n`));
           else process.stdout.write(packages.join('\n') + '\n');
@@ -448,4 +461,9 @@ export async function main(args: string[]): Promise<number> {
   }
 }
 
+// A reader that stops early (`hnforge profiles | head`) is not an error of ours.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code !== 'EPIPE') throw e;
+  process.exit(process.exitCode ?? EXIT.ok);
+});
 process.exitCode = await main(hideBin(process.argv));

@@ -10,12 +10,12 @@ import { PROVISION_COMMANDS } from './provision.ts';
 import { entry, programsOf } from './seam/catalogue.ts';
 import { run } from './seam/run.ts';
 import { STAGES, stagesFor } from './stages-table.ts';
+import type { PackagePurpose } from './package-purposes.ts';
 import { FULL_TEST_PACKAGES, QUICK_TEST_PACKAGES } from './test-packages.ts';
 
 const MINUTE = 60_000;
 
-export type PackagePurpose = 'build' | 'provision' | 'test' | 'quick';
-export const PACKAGE_PURPOSES: readonly PackagePurpose[] = ['build', 'provision', 'test', 'quick'];
+export { PACKAGE_PURPOSES, type PackagePurpose } from './package-purposes.ts';
 type Base = 'debian' | 'gentoo';
 
 /** A build fetches over https (git of a pinned Gentoo commit): not a program, so not derived. */

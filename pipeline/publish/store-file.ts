@@ -18,7 +18,7 @@ import type { Readable } from 'node:stream';
 import { HnError } from '../errors.ts';
 import { sha256File } from './sums.ts';
 import { LOCK_NAME, LOCK_POLL_MS, describeHolder, isStale, parseHolder, thisHolder } from './store-lock.ts';
-import { INDEX_FILES, NAME_PATTERN, type ChannelIndex, type ChannelRef, type Store, type StoreLock, type StoredFile, type Upload } from './store.ts';
+import { INDEX_FILES, NAME_PATTERN, type ChannelIndex, type ChannelRef, type Store, type PutResult, type StoreLock, type StoredFile, type Upload } from './store.ts';
 
 export class FileStore implements Store {
   readonly url: string;
@@ -80,25 +80,30 @@ export class FileStore implements Store {
     });
   }
 
-  async putFiles(ref: ChannelRef, _version: string, files: Upload[]): Promise<void> {
+  async putFiles(ref: ChannelRef, _version: string, files: Upload[]): Promise<PutResult> {
     const dir = this.dir(ref);
+    const linked: string[] = [];
     await this.io(dir, () => mkdir(dir, { recursive: true }));
     for (const file of files) {
       const final = join(dir, file.name);
       if (await this.sameFileThere(final, file)) continue;
       const temporary = temporaryName(final);
       try {
+        let took = false;
         await this.io(dir, async () => {
-          if ('path' in file.source) await takeOrCopy(file.source, temporary);
+          if ('path' in file.source) took = await takeOrCopy(file.source, temporary);
           else await writeFile(temporary, file.source.bytes);
           await syncFile(temporary);
         });
+        // (Where a concurrent publish got there first, publishName has hashed its file: the same bytes too.)
         await this.publishName(temporary, final, file);
+        if (took) linked.push(file.name);
       } finally {
         await rm(temporary, { force: true });
       }
     }
     await this.io(dir, () => syncDirectory(dir));
+    return { linked };
   }
 
   async copyFiles(from: ChannelRef, to: ChannelRef, _version: string, files: StoredFile[]): Promise<void> {
@@ -199,10 +204,14 @@ export class FileStore implements Store {
   }
 }
 
-/** A disposable file is linked (no copy of a 300 MiB artifact), others are copied; a link across filesystems falls back to a copy. */
-async function takeOrCopy(source: { path: string; disposable?: boolean }, temporary: string) {
-  if (source.disposable && (await link(source.path, temporary).then(() => true, () => false))) return;
+/**
+ * A disposable file is linked (no copy of a 300 MiB artifact), others are copied; a link across
+ * filesystems falls back to a copy. True when linked.
+ */
+async function takeOrCopy(source: { path: string; disposable?: boolean }, temporary: string): Promise<boolean> {
+  if (source.disposable && (await link(source.path, temporary).then(() => true, () => false))) return true;
   await copyFile(source.path, temporary, fsConstants.COPYFILE_FICLONE);
+  return false;
 }
 
 function temporaryName(final: string) {

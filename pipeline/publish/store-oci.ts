@@ -32,7 +32,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { HnError } from '../errors.ts';
 import { ANNOTATION, EMPTY_CONFIG, EMPTY_CONFIG_DESCRIPTOR, OciClient, artifactManifest, parseOciUrl, type Descriptor, type ManifestRead, type OciClientOptions, type OciTarget } from './oci.ts';
 import { parseSums } from './sums.ts';
-import { INDEX_FILES, NAME_PATTERN, versionOfFile, type ChannelIndex, type ChannelRef, type Store, type StoreLock, type StoredFile, type Upload } from './store.ts';
+import { INDEX_FILES, NAME_PATTERN, versionOfFile, type ChannelIndex, type ChannelRef, type Store, type PutResult, type StoreLock, type StoredFile, type Upload } from './store.ts';
 import { checkVersion, newestFirst } from './version.ts';
 
 export const ARTIFACT_TYPE = {
@@ -201,7 +201,7 @@ export class OciStore implements Store {
     });
   }
 
-  async putFiles(ref: ChannelRef, version: string, files: Upload[]): Promise<void> {
+  async putFiles(ref: ChannelRef, version: string, files: Upload[]): Promise<PutResult> {
     const tag = this.versionTag(version);
     return this.guard(async () => {
       const client = this.client(ref.profile);
@@ -223,7 +223,7 @@ export class OciStore implements Store {
           throw new HnError('EPUBLISH_EXISTS', `${this.url}: ${ref.profile} version ${version} already holds ${f.name} with ${there.digest}, not sha256:${f.sha256}; published files are immutable: publish under a new version`);
         }
       }
-      if (!missing.length) return;
+      if (!missing.length) return { linked: [] };
       await client.pushBlob({ bytes: EMPTY_CONFIG });
       for (const f of missing) {
         // The announced digest lets the client skip blobs the repository has and spares a second read of the file.
@@ -241,6 +241,7 @@ export class OciStore implements Store {
         ...(old ? { annotations: old.manifest.annotations } : { created: new Date() }),
       });
       await client.putManifest(tag, manifest);
+      return { linked: [] };
     });
   }
 

@@ -28,7 +28,7 @@ import { Upload as MultipartUpload } from '@aws-sdk/lib-storage';
 import { HnError } from '../errors.ts';
 import { parseS3Url, s3Settings, type S3Location, type S3Settings } from './s3-config.ts';
 import { LOCK_NAME, LOCK_POLL_MS, describeHolder, isStale, parseHolder, thisHolder, type LockHolder } from './store-lock.ts';
-import { INDEX_FILES, NAME_PATTERN, type ChannelIndex, type ChannelRef, type Store, type StoreLock, type StoredFile, type Upload } from './store.ts';
+import { INDEX_FILES, NAME_PATTERN, type ChannelIndex, type ChannelRef, type Store, type PutResult, type StoreLock, type StoredFile, type Upload } from './store.ts';
 
 const MiB = 1 << 20;
 
@@ -156,7 +156,7 @@ export class S3Store implements Store {
     else await this.deleteObject(sigKey);
   }
 
-  async putFiles(ref: ChannelRef, _version: string, files: Upload[]): Promise<void> {
+  async putFiles(ref: ChannelRef, _version: string, files: Upload[]): Promise<PutResult> {
     for (const file of files) {
       const key = this.channelKey(ref, file.name);
       if (await this.sameObjectThere(key, file)) continue;
@@ -169,6 +169,7 @@ export class S3Store implements Store {
         throw this.explain(e, 'upload', key);
       }
     }
+    return { linked: [] };
   }
 
   async copyFiles(from: ChannelRef, to: ChannelRef, _version: string, files: StoredFile[]): Promise<void> {

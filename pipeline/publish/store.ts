@@ -42,6 +42,14 @@ export interface Upload extends StoredFile {
   source: { path: string; disposable?: boolean } | { bytes: Uint8Array };
 }
 
+export interface PutResult {
+  /**
+   * Files the store took as the caller's own (disposable) file, by hard link: the stored bytes
+   * are the very blocks the caller wrote and hashed, so reading them back checks nothing more.
+   */
+  linked: string[];
+}
+
 export interface ChannelIndex {
   /** SHA256SUMS as stored; undefined when the channel does not exist. */
   sums?: Uint8Array;
@@ -80,7 +88,7 @@ export interface Store {
    * left as it is; with another sha256 it is an error (EPUBLISH_EXISTS): published
    * files are immutable.
    */
-  putFiles(ref: ChannelRef, version: string, files: Upload[]): Promise<void>;
+  putFiles(ref: ChannelRef, version: string, files: Upload[]): Promise<PutResult>;
   /**
    * Makes files stored in one channel also part of another channel of the same
    * profile without uploading them again (promote): a hard link or copy in a

@@ -76,7 +76,7 @@ export function describeStoreContract(name: string, make: () => Promise<StoreUnd
       const path = join(scratch, 'big');
       await writeFile(path, bigBytes);
       const big: Upload = { name: 'hn-root_1.img.zst', sha256: sha(bigBytes), size: bigBytes.length, source: { path } };
-      await store.putFiles(nightly, '1', [small, big]);
+      expect((await store.putFiles(nightly, '1', [small, big])).linked).toEqual([]); // nothing was disposable
       expect((await bytesOf(await store.readFile(nightly, small))).toString()).toBe('{"version":"1"}\n');
       expect(sha(await bytesOf(await store.readFile(nightly, big)))).toBe(big.sha256);
     }, 120_000);

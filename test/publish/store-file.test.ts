@@ -41,6 +41,31 @@ describe('file store specifics', () => {
     }
   });
 
+  it('takes a disposable file by hard link on its filesystem, and copies it from another (tmpfs) or when not disposable', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'hnforge-file-store-'));
+    const shm = await mkdtemp('/dev/shm/hnforge-file-store-');
+    try {
+      const store = new FileStore(join(dir, 'store'));
+      const nightly = { profile: 'p', channel: 'nightly' };
+      const payload = Buffer.from('artifact bytes');
+      const put = async (version: string, at: string, disposable: boolean) => {
+        const path = join(at, `scratch-${version}`);
+        await writeFile(path, payload);
+        const file = { ...upload(`hn-root_${version}.img.zst`, payload), source: { path, disposable } };
+        const { linked } = await store.putFiles(nightly, version, [file]);
+        const [scratch, stored] = await Promise.all([stat(path), stat(join(dir, 'store', 'p', 'nightly', file.name))]);
+        return { linked, sameInode: scratch.ino === stored.ino && scratch.dev === stored.dev };
+      };
+      expect(await put('1', dir, true)).toEqual({ linked: ['hn-root_1.img.zst'], sameInode: true });
+      expect(await put('2', dir, false)).toEqual({ linked: [], sameInode: false });
+      expect(await put('3', shm, true)).toEqual({ linked: [], sameInode: false });
+      expect(await readdir(join(dir, 'store', 'p', 'nightly'))).toEqual(['hn-root_1.img.zst', 'hn-root_2.img.zst', 'hn-root_3.img.zst']);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+      await rm(shm, { recursive: true, force: true });
+    }
+  });
+
   it('takes over a lock whose holder died on this host', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'hnforge-file-store-'));
     try {

@@ -1,8 +1,10 @@
 // Publishing speed, side by side in one run (printed, never asserted):
 //   hnforge publish (hash, compress, sign, upload to a directory store and
-//   read back) against `zstd -T0 -3` alone on the same image, and the
-//   publish pass (which yields the raw image's SHA-256) against coreutils
-//   `sha256sum` on it. Targets: publish <= 1.0x zstd; SHA-256 <= 0.2x sha256sum.
+//   read back) against `zstd -T0 -3` alone on the same image; and what the raw
+//   image's SHA-256 costs within the publish pass against coreutils `sha256sum`
+//   on it: the pass computing it, less the pass given it (as after a build,
+//   whose seal computed it), beside the whole pass. Targets: publish <= 1.0x
+//   zstd; SHA-256 within publish <= 0.2x sha256sum.
 // The sides take turns going first, round after round, and each starts with
 // the image in the page cache (the cold case favours hnforge, which reads only
 // the image's extents: ~0.5x of zstd's time in a cold first round).
@@ -33,19 +35,22 @@ try {
     },
     sha256sum: () => seconds(() => execa('sha256sum', [image], { timeout: HOUR })),
     pass: () => seconds(() => compressImage(image, join(work, 'pass.zst'))),
+    passKnown: () => seconds(() => compressImage(image, join(work, 'pass-known.zst'), { knownSha256: '0'.repeat(64) })),
   };
   // Every side starts with the image in the page cache: otherwise whoever goes first pays for the disk.
   const warm = () => execa('sh', ['-c', 'cat "$1" > /dev/null', 'sh', image], { timeout: HOUR });
   for (let round = 1; round <= rounds; round++) {
-    const order = round % 2 ? (['zstd', 'publish', 'sha256sum', 'pass'] as const) : (['publish', 'zstd', 'pass', 'sha256sum'] as const);
+    const order = round % 2 ? (['zstd', 'publish', 'sha256sum', 'pass', 'passKnown'] as const) : (['publish', 'zstd', 'passKnown', 'pass', 'sha256sum'] as const);
     const t: Record<string, number> = {};
     for (const side of order) {
       await warm();
       t[side] = await sides[side]();
     }
+    const hashCost = Math.max(0, t.pass! - t.passKnown!);
     console.log(
-      `round ${round}: zstd -T0 -3 ${t.zstd!.toFixed(1)} s | hnforge publish ${t.publish!.toFixed(1)} s | ratio ${(t.publish! / t.zstd!).toFixed(2)} (target <= 1.00)` +
-        ` || sha256sum ${t.sha256sum!.toFixed(1)} s | publish pass with SHA-256 ${t.pass!.toFixed(1)} s | ratio ${(t.pass! / t.sha256sum!).toFixed(2)} (target <= 0.20)`,
+      `round ${round}: zstd -T0 -3 ${t.zstd!.toFixed(1)} s | hnforge publish ${t.publish!.toFixed(1)} s | ratio ${(t.publish! / t.zstd!).toFixed(2)} (target <= 1.00)\n` +
+        `         sha256sum ${t.sha256sum!.toFixed(1)} s | SHA-256 within publish ${hashCost.toFixed(1)} s (pass ${t.pass!.toFixed(1)} s - pass given the sha256 ${t.passKnown!.toFixed(1)} s)` +
+        ` | ratio ${(hashCost / t.sha256sum!).toFixed(2)} (target <= 0.20) | whole pass with SHA-256 ${(t.pass! / t.sha256sum!).toFixed(2)}`,
     );
   }
   const [ref, mine] = await Promise.all([stat(join(work, 'ref.zst')), stat(join(work, 'pass.zst'))]);

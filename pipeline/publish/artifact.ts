@@ -28,12 +28,24 @@ import { sha256 } from './sums.ts';
 const CHUNK = 4 << 20;
 /** A run of zeros at least this long ends a zstd frame; shorter runs are cheaper to compress than to split at. */
 const SPLIT_AT_ZEROS = 64 << 20;
+/**
+ * A frame shorter than this is compressed on one core: zstd's multithreaded set-up costs more
+ * than a second core saves on it. hn-debian has 16 frames, two above this (216 and 1168 MiB);
+ * its pass took 6.0-6.2 s with every frame on all cores, 5.1 s so.
+ */
+const ONE_CORE_BELOW = 128 << 20;
 
 /** The file's extents (FIEMAP), so the publish pass reads only the ~8% of an image that holds data. */
 export const fileExtents = entry('filefrag', (path: string): Command => ({ file: 'filefrag', args: ['-v', path], timeoutMs: 2 * 60_000 }));
 
-/** zstd level 3 (its default; the issue's reference is `zstd -T0 -3`) to stdout; threads 0: all cores. */
-export const zstdCompress = entry('zstd', (threads = 0): Command => ({ file: 'zstd', args: [`-T${threads}`, '-3', '-q', '-c'], timeoutMs: 60 * 60_000 }));
+/**
+ * zstd level 3 (its default; the issue's reference is `zstd -T0 -3`) to stdout, on all cores or
+ * on one: --single-thread, not -T1, which still sets up the multithreaded machinery (a 4 MiB
+ * frame takes 46 ms with -T1 or -T0, 24 ms with --single-thread).
+ */
+export const zstdCompress = entry('zstd', (cores: 'all' | 'one' = 'all'): Command => ({
+  file: 'zstd', args: [cores === 'all' ? '-T0' : '--single-thread', '-3', '-q', '-c'], timeoutMs: 60 * 60_000,
+}));
 
 export interface CompressedImage {
   image: { bytes: number; sha256: string };
@@ -62,7 +74,7 @@ export async function compressImage(image: string, artifactPath: string, opts: C
   let hasher: RawHasher | undefined;
   // While the worker hashes, zstd keeps to one thread: the hash is the longer task and needs a
   // core of its own (hn-debian on 2 cores: 10.9 s for the pass, 10.9 to 11.5 s with zstd -T0).
-  const zstdThreads = opts.knownSha256 ? 0 : 1;
+  const zstdCores = opts.knownSha256 ? 'all' : 'one';
   const zeroFrames = new Map<number, Buffer>();
   const emit = async (bytes: Uint8Array) => void (await output.write(bytes));
   // Two read buffers in turn: one is read into while zstd still takes the other from the pipe.
@@ -121,7 +133,8 @@ export async function compressImage(image: string, artifactPath: string, opts: C
       }
       if (!frame) {
         await flushZeros();
-        frame = new Frame(output.fd, zstdThreads, opts.signal);
+        const planned = frameLength(ranges, offset - chunk.length);
+        frame = new Frame(output.fd, planned !== undefined && planned < ONE_CORE_BELOW ? 'one' : zstdCores, opts.signal);
       } else {
         for (let left = zerosPending; left > 0; left -= CHUNK) await frame.write(ZERO.subarray(0, Math.min(CHUNK, left))).written;
         zerosPending = 0;
@@ -155,6 +168,22 @@ type DataRanges = [number, number][] | undefined;
 /** Byte ranges of a file that may hold data; asked in increasing order. */
 interface DataRegions {
   overlaps(start: number, end: number): boolean;
+}
+
+/**
+ * The length of the frame starting at `start` as the extent map tells it: up to the end of the
+ * data before the next gap of SPLIT_AT_ZEROS or more (the pass may end it sooner, where written
+ * blocks read as zeros); undefined without an extent map.
+ */
+function frameLength(ranges: DataRanges, start: number): number | undefined {
+  if (!ranges) return undefined;
+  let end = start;
+  for (const [a, b] of ranges) {
+    if (b <= start) continue;
+    if (a - end >= SPLIT_AT_ZEROS && end > start) break;
+    end = Math.max(end, b);
+  }
+  return end - start;
 }
 
 function regionCursor(ranges: DataRanges): DataRegions {
@@ -194,8 +223,8 @@ function isZero(chunk: Buffer): boolean {
 class Frame {
   private readonly zstd;
 
-  constructor(outputFd: number, threads: number, signal?: AbortSignal) {
-    this.zstd = startPiped(zstdCompress(threads), { signal, stdoutFd: outputFd });
+  constructor(outputFd: number, cores: 'all' | 'one', signal?: AbortSignal) {
+    this.zstd = startPiped(zstdCompress(cores), { signal, stdoutFd: outputFd });
   }
 
   /** `accepted`: the pipe takes more; `written`: `bytes` left our hands (its buffer may be reused). */

@@ -5,8 +5,9 @@
 // An hn-debian image is 15 GiB apparent and ~1.2 GiB used; compressing it
 // with `zstd -T0` spends most of its time on the zeros of the holes. Here the
 // image is read in 4 MiB chunks; runs of data (and short runs of zeros
-// between them) go through `zstd -T0` as one frame each, and long runs of
-// zeros become copies of a small frame zstd made once from 4 MiB of zeros. A
+// between them) go through a zstd process as one frame each, which writes it
+// straight into the artifact, and long runs of zeros become copies of a small
+// frame zstd made once from 4 MiB of zeros. A
 // zstd file may hold any number of frames one after another (RFC 8878, 3.1),
 // so a plain `zstd -d` restores the image, sparse when writing a file.
 //
@@ -229,12 +230,21 @@ class Frame {
 
   /** `accepted`: the pipe takes more; `written`: `bytes` left our hands (its buffer may be reused). */
   write(bytes: Buffer): { accepted: Promise<unknown>; written: Promise<void> } {
+    // A broken pipe says only EPIPE: the error worth telling is how zstd ended (killed, exit code).
+    const failed = (): Promise<never> =>
+      this.zstd.finished.then(() => {
+        throw new HnError('ECOMMAND', 'zstd stopped reading its input before the end of the frame');
+      });
     let ok = true;
-    const written = new Promise<void>((resolve) => {
-      ok = this.zstd.stdin.write(bytes, () => resolve());
+    const written = new Promise<void>((resolve, reject) => {
+      ok = this.zstd.stdin.write(bytes, (e) => (e ? failed().catch(reject) : resolve()));
     });
-    const accepted = ok ? Promise.resolve() : Promise.race([once(this.zstd.stdin, 'drain'), this.zstd.finished]);
-    return { accepted, written: Promise.race([written, this.zstd.finished.then(() => undefined)]) };
+    const accepted = ok ? Promise.resolve() : Promise.race([once(this.zstd.stdin, 'drain'), this.zstd.finished]).catch(failed);
+    // The caller may await only one of the two (the other must not end the process as an
+    // unhandled rejection): a failure reaches it either way.
+    accepted.catch(() => undefined);
+    written.catch(() => undefined);
+    return { accepted, written };
   }
 
   async end() {

@@ -77,6 +77,23 @@ describe('the publish pass, given the sha256', () => {
     expect(stdout.split(' ')[0]).toBe(await sha256sum(image));
   });
 
+  it('a zstd killed mid-frame fails the pass with one error, not an unhandled rejection', async () => {
+    const image = await sparseImage('/var/tmp');
+    let killed = false;
+    const pass = compressImage(image, `${image}.zst`, {
+      knownSha256: 'c'.repeat(64),
+      progress: (done) => {
+        if (killed || done < 12 * MiB) return;
+        killed = true;
+        // Only the zstd this test's process started (a frame is open: data at 0 and at 9 MiB).
+        execFile('pkill', ['-KILL', '-P', String(process.pid), '-x', 'zstd']);
+      },
+    });
+    await expect(pass).rejects.toMatchObject({ code: 'ESIGNAL' });
+    expect(killed).toBe(true);
+    expect(runningCommandCount()).toBe(0);
+  });
+
   it('stops when aborted and leaves no zstd running', async () => {
     const image = await sparseImage('/var/tmp');
     const abort = new AbortController();

@@ -149,6 +149,7 @@ export async function run(command: Command, opts: RunOptions = {}): Promise<RunR
 /** A running command whose stdin and stdout the caller streams (zstd in the publish pass). */
 export interface PipedCommand {
   stdin: Writable;
+  /** Not to be read when the command writes to a descriptor of ours (`stdoutFd`). */
   stdout: Readable;
   /** Settles when the command has exited, with the same failures as run(). */
   finished: Promise<RunResult>;
@@ -157,7 +158,8 @@ export interface PipedCommand {
 /**
  * Starts a command with piped stdin and stdout, in its own process group and
  * tagged like every other command; stderr lines go to `onLine`. The caller
- * writes stdin, ends it, and reads stdout to the end.
+ * writes stdin, ends it, and reads stdout to the end; or, with `stdoutFd`,
+ * the command writes its output to that open descriptor itself.
  */
 export function startPiped(command: Command, opts: Omit<RunOptions, 'capture' | 'fd3'> & { stdoutFd?: number } = {}): PipedCommand {
   const shown = formatCommand(command);
